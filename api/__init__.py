@@ -1,0 +1,1 @@
+"""The Persona Mint service: HTTP API, queue, workers, CLI."""

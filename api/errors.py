@@ -1,0 +1,100 @@
+"""Service errors and the one place every error becomes an RFC 9457 problem document."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from chain.errors import ChainError
+from personalization.errors import PersonalizationError
+from render.errors import RenderError
+
+log = logging.getLogger("personamint.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+class ApiError(Exception):
+    """A refusal with a stable code, an HTTP status and a human sentence."""
+
+    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+def problem(status: int, code: str, detail: str, request: Request[Any, Any, Any] | None = None,
+            **extra: Any) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": f"https://personamint.dev/problems/{code}",
+        "title": code.replace("_", " "),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update(extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def api_error_handler(request: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, Any]]:
+    return problem(exc.status, exc.code, exc.detail, request, **exc.extra)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if status >= 500:
+        return internal_error_handler(request, exc)
+    if isinstance(exc, ValidationException):
+        detail = str(exc.detail)
+        code = "invalid_json" if _is_decode_error(detail) else "invalid_request"
+        errors = exc.extra if isinstance(exc.extra, list) else None
+        return problem(400, code, detail, request, **({"errors": errors} if errors else {}))
+    code = _STATUS_CODES.get(status, "client_error")
+    if status == 400 and _is_decode_error(str(exc.detail)):
+        code = "invalid_json"
+    return problem(status, code, str(exc.detail), request)
+
+
+def _is_decode_error(detail: str) -> bool:
+    lowered = detail.lower()
+    return "malformed" in lowered or "decode" in lowered or "json" in lowered and "invalid" in lowered
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "The service failed; it has been logged.",
+                   request)
+
+
+def job_error(exc: BaseException) -> dict[str, str]:
+    """A failed job's error: the library's stable code and a message without secrets."""
+    if isinstance(exc, ChainError | PersonalizationError | RenderError):
+        return {"code": exc.code, "message": str(exc)[:500]}
+    return {"code": "internal_error", "message": type(exc).__name__}
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ApiError: api_error_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

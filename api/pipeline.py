@@ -1,0 +1,136 @@
+"""The pipeline a worker runs for one job: profile → style → render → pin, each stage saved and resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from api.jobs import Job, JobStore
+from api.provenance import metadata_bytes, token_metadata
+from chain.pinning import Pinner
+from personalization.history import fetch_history
+from personalization.orchestrator import Orchestration, Orchestrator
+from personalization.profile import WalletProfile, build_profile
+from personalization.registry import ContractRegistry
+from personalization.rpc import JsonRpcClient
+from personalization.style import StyleDNA, StyleParams
+from render.errors import RenderError
+from render.procedural import render_procedural
+from render.result import RenderResult
+
+log = logging.getLogger("personamint.pipeline")
+
+
+@dataclass
+class PipelineDeps:
+    """What the pipeline needs, built once per worker process."""
+
+    jobs: JobStore
+    rpc: JsonRpcClient
+    registry: ContractRegistry
+    collections: dict[str, StyleDNA]
+    orchestrator: Orchestrator
+    pinner: Pinner
+    history_max_depth: int
+    history_window: int
+
+
+def render_job(dna: StyleDNA, params: StyleParams, seed: int) -> RenderResult:
+    palette = dna.palettes[params.palette]
+    return render_procedural(params, palette, seed, dna.width, dna.height)
+
+
+class Pipeline:
+    def __init__(self, deps: PipelineDeps) -> None:
+        self.deps = deps
+
+    async def _stage(self, job: Job, status: str, stage: str, work: Any) -> dict[str, Any]:
+        """Run a stage unless its output is saved; save output and timing when it completes."""
+        saved = job.stages.get(stage)
+        if saved is not None:
+            return saved
+        await self.deps.jobs.set_status(job.id, status)
+        started = time.perf_counter()
+        output: dict[str, Any] = await work()
+        seconds = time.perf_counter() - started
+        await self.deps.jobs.save_stage(job.id, stage, output, seconds)
+        job.stages[stage] = output
+        job.timings[stage] = seconds
+        return output
+
+    async def run(self, job: Job) -> Job:
+        """Advance a job to 'minting'; the minter takes it from there."""
+        dna = self.deps.collections[job.collection]
+        _rendered: dict[str, RenderResult] = {}
+
+        async def profile_stage() -> dict[str, Any]:
+            history = await fetch_history(
+                self.deps.rpc, job.recipient,
+                max_depth=self.deps.history_max_depth, window=self.deps.history_window,
+            )
+            return build_profile(history, self.deps.registry, job.context).to_dict()
+
+        profile_out = await self._stage(job, "profiling", "profile", profile_stage)
+        profile = WalletProfile.from_dict(profile_out)
+
+        async def style_stage() -> dict[str, Any]:
+            orchestration = await self.deps.orchestrator.choose(profile, dna)
+            dna.validate(orchestration.params)
+            return {
+                "params": orchestration.params.to_dict(),
+                "orchestrator": orchestration.orchestrator,
+                "persona": orchestration.persona,
+                "provenance": orchestration.provenance,
+            }
+
+        style_out = await self._stage(job, "styling", "style", style_stage)
+        orchestration = Orchestration(
+            params=StyleParams.from_dict(style_out["params"]),
+            orchestrator=style_out["orchestrator"],
+            persona=style_out["persona"],
+            provenance=style_out["provenance"],
+        )
+
+        async def render_stage() -> dict[str, Any]:
+            result = await asyncio.to_thread(render_job, dna, orchestration.params, job.seed)
+            _rendered["image"] = result
+            return {
+                "renderer": result.renderer,
+                "renderer_version": result.renderer_version,
+                "seed": result.seed,
+                "attempts": result.attempts,
+                "width": result.width,
+                "height": result.height,
+                "file_sha256": result.file_sha256,
+                "pixel_sha256": result.pixel_sha256,
+                "synth_seconds": result.synth_seconds,
+                "encode_seconds": result.encode_seconds,
+            }
+
+        render_out = await self._stage(job, "rendering", "render", render_stage)
+
+        async def pin_stage() -> dict[str, Any]:
+            result = _rendered.get("image")
+            if result is None:
+                # Resumed after a crash: render again; the pixels must be the ones recorded.
+                result = await asyncio.to_thread(render_job, dna, orchestration.params, job.seed)
+                if result.pixel_sha256 != render_out["pixel_sha256"]:
+                    raise RenderError("re-render after a retry gave different pixels")
+            image_cid = await self.deps.pinner.pin(result.png, content_type="image/png")
+            metadata = token_metadata(
+                dna=dna, profile=profile, orchestration=orchestration, render=result,
+                image_cid=image_cid, edition=job.edition, recipient=job.recipient, request_id=job.request_id,
+            )
+            metadata_cid = await self.deps.pinner.pin(metadata_bytes(metadata), content_type="application/json")
+            return {
+                "image_cid": image_cid,
+                "metadata_cid": metadata_cid,
+                "token_uri": f"ipfs://{metadata_cid}",
+                "image_uri": f"ipfs://{image_cid}",
+            }
+
+        await self._stage(job, "pinning", "pin", pin_stage)
+        return job

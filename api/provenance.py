@@ -1,0 +1,71 @@
+"""ERC-721 metadata (OpenSea attributes) with the provenance block that makes a token re-renderable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from personalization.orchestrator import Orchestration
+from personalization.profile import WalletProfile
+from personalization.style import NUMERIC_FIELDS, StyleDNA, canonical_json
+from render.result import RenderResult
+
+
+def token_metadata(
+    *,
+    dna: StyleDNA,
+    profile: WalletProfile,
+    orchestration: Orchestration,
+    render: RenderResult,
+    image_cid: str,
+    edition: int,
+    recipient: str,
+    request_id: str,
+) -> dict[str, Any]:
+    params = orchestration.params
+    attributes: list[dict[str, Any]] = [
+        {"trait_type": "Persona", "value": orchestration.persona},
+        {"trait_type": "Palette", "value": params.palette},
+        {"trait_type": "Medium", "value": params.medium},
+        {"trait_type": "Motif", "value": params.motif},
+        {"trait_type": "Mood", "value": params.mood},
+    ]
+    for name in NUMERIC_FIELDS:
+        bounds = dna.ranges[name]
+        attributes.append(
+            {"display_type": "number", "trait_type": name.replace("_", " ").title(),
+             "value": getattr(params, name), "max_value": bounds.high}
+        )
+    attributes.append({"display_type": "number", "trait_type": "Edition", "value": edition})
+    return {
+        "name": f"{dna.name} · {recipient[:6]}…{recipient[-4:]} #{edition}",
+        "description": dna.description,
+        "image": f"ipfs://{image_cid}",
+        "attributes": attributes,
+        "provenance": {
+            "collection": dna.collection_id,
+            "style_dna_sha256": dna.sha256(),
+            "recipient": recipient,
+            "edition": edition,
+            "request_id": request_id,
+            "seed": render.seed,
+            "renderer": render.renderer,
+            "renderer_version": render.renderer_version,
+            "width": render.width,
+            "height": render.height,
+            "render_attempts": render.attempts,
+            "params": params.to_dict(),
+            "params_sha256": params.sha256(),
+            "prompt": dna.prompt(params),
+            "negative_prompt": ", ".join(dna.negative_prompts),
+            "orchestrator": orchestration.provenance,
+            "image_sha256": render.file_sha256,
+            "pixel_sha256": render.pixel_sha256,
+            "profile_chain_id": profile.chain_id,
+            "profile_block": profile.block_number,
+        },
+    }
+
+
+def metadata_bytes(metadata: dict[str, Any]) -> bytes:
+    """Canonical bytes: what gets pinned is exactly what gets hashed."""
+    return canonical_json(metadata)

@@ -1,0 +1,108 @@
+"""The pipeline worker process: takes jobs off the pipeline queue and runs them to 'minting'."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from saq import Worker
+
+from api.errors import job_error
+from api.jobs import TERMINAL
+from api.pipeline import Pipeline, PipelineDeps
+from api.queue import enqueue_mint, heartbeat
+from api.services import Core, load_registry
+from api.settings import Settings
+from personalization.errors import StyleDNAError
+from personalization.orchestrator.rule_based import RuleBasedOrchestrator
+from personalization.rpc import JsonRpcClient
+from render.errors import RenderError
+
+log = logging.getLogger("personamint.worker")
+
+# Errors that no retry can fix: the job ends failed at once. History errors are
+# transport trouble and are retried.
+PERMANENT = (RenderError, StyleDNAError)
+
+
+async def pipeline_job(ctx: dict[str, Any], *, job_id: str) -> str:
+    core: Core = ctx["core"]
+    pipeline: Pipeline = ctx["pipeline"]
+    saq_job = ctx.get("job")
+    job = await core.jobs.get(job_id)
+    if job is None:
+        log.warning("job %s vanished", job_id)
+        return "missing"
+    if job.status in TERMINAL or "pin" in job.stages and job.status == "minting":
+        await enqueue_mint(core.mint_queue, core.settings, job_id)
+        return job.status
+    await core.jobs.bump_attempts(job_id)
+    try:
+        async with heartbeat(saq_job, core.settings.job_heartbeat_s / 3):
+            await pipeline.run(job)
+    except PERMANENT as exc:
+        await core.jobs.fail(job_id, job_error(exc))
+        return "failed"
+    except Exception as exc:
+        await _fail_if_last_attempt(core, saq_job, job_id, exc)
+        raise
+    await core.jobs.set_status(job_id, "minting")
+    await enqueue_mint(core.mint_queue, core.settings, job_id)
+    return "minting"
+
+
+async def _fail_if_last_attempt(core: Core, saq_job: Any, job_id: str, exc: BaseException) -> None:
+    log.warning("job %s attempt failed: %s", job_id, type(exc).__name__)
+    if saq_job is not None and saq_job.attempts >= saq_job.retries:
+        await core.jobs.fail(job_id, job_error(exc))
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    core = Core.create(settings)
+    assert settings.rpc_url is not None, "PERSONAMINT_RPC_URL is not set"
+    rpc = JsonRpcClient(settings.rpc_url)
+    ctx["core"] = core
+    ctx["rpc"] = rpc
+    ctx["pipeline"] = Pipeline(
+        PipelineDeps(
+            jobs=core.jobs,
+            rpc=rpc,
+            registry=load_registry(settings),
+            collections=core.collections,
+            orchestrator=RuleBasedOrchestrator(),
+            pinner=core.store,
+            history_max_depth=settings.history_max_depth,
+            history_window=settings.history_window,
+        )
+    )
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["rpc"].aclose()
+    await ctx["core"].close()
+
+
+async def run_worker(settings: Settings) -> None:
+    core = Core.create(settings)
+    worker = Worker(
+        core.pipeline_queue,
+        functions=[pipeline_job],
+        concurrency=settings.pipeline_concurrency,
+        startup=startup,
+        shutdown=shutdown,
+        timers={"sweep": max(1, int(settings.sweep_s)), "schedule": 1, "abort": 1},
+    )
+    worker.context["settings"] = settings  # type: ignore[typeddict-unknown-key]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(worker.start())
+    log.info("pipeline worker started (concurrency %d)", settings.pipeline_concurrency)
+    await stop.wait()
+    await worker.stop()
+    task.cancel()
+    await core.close()

@@ -1,0 +1,1 @@
+"""Bytes -> CIDs -> tokens: contracts, IPFS, and the minter."""

@@ -1,0 +1,1 @@
+"""Solidity source and its committed compiled artifact (package data)."""

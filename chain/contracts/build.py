@@ -1,0 +1,197 @@
+"""Compile PersonaMint.sol with the pinned npm solc; write or check the committed artifact.
+
+Usage: `python -m chain.contracts.build` rewrites PersonaMint.json; `--check` recompiles
+and exits 1 if the committed abi/bytecode/deployedBytecode differ. Needs node and
+`npm ci` at the repository root; the service itself only reads the committed JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from chain.errors import CompileError
+
+CONTRACT_NAME = "PersonaMint"
+SOURCE_NAME = "PersonaMint.sol"
+ARTIFACT_NAME = "PersonaMint.json"
+# Fields that decide what gets deployed and how it is called; --check compares these.
+CHECKED_FIELDS = ("abi", "bytecode", "deployedBytecode")
+SETTINGS: dict[str, Any] = {
+    "evmVersion": "prague",
+    "optimizer": {"enabled": True, "runs": 200},
+}
+
+_CONTRACTS_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = _CONTRACTS_DIR.parent.parent
+_NPM_HINT = "run `npm ci` in the repository root"
+
+# Source unit names stay relative ("PersonaMint.sol", "@openzeppelin/contracts/...") so
+# the metadata hash, and therefore the bytecode, is the same on every checkout.
+_NODE_COMPILER = r"""
+const fs = require('fs');
+const path = require('path');
+const solc = require('solc');
+const modules = path.resolve('node_modules');
+function findImports(unit) {
+  const file = path.resolve(modules, unit);
+  if (!file.startsWith(modules + path.sep)) {
+    return { error: 'import outside node_modules: ' + unit };
+  }
+  try { return { contents: fs.readFileSync(file, 'utf8') }; }
+  catch (e) { return { error: 'cannot read ' + unit + ': ' + e.message }; }
+}
+const input = fs.readFileSync(0, 'utf8');
+const output = JSON.parse(solc.compile(input, { import: findImports }));
+process.stdout.write(JSON.stringify({ version: solc.version(), output: output }));
+"""
+
+
+def _standard_json_input(source: str) -> dict[str, Any]:
+    return {
+        "language": "Solidity",
+        "sources": {SOURCE_NAME: {"content": source}},
+        "settings": {
+            **SETTINGS,
+            "outputSelection": {
+                SOURCE_NAME: {
+                    CONTRACT_NAME: [
+                        "abi",
+                        "evm.bytecode.object",
+                        "evm.deployedBytecode.object",
+                    ]
+                }
+            },
+        },
+    }
+
+
+def _require_toolchain(project_root: Path) -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise CompileError(f"node not found on PATH; install Node 20 and {_NPM_HINT}")
+    for package in ("solc", "@openzeppelin/contracts"):
+        if not (project_root / "node_modules" / package / "package.json").is_file():
+            raise CompileError(f"node_modules/{package} missing under {project_root}; {_NPM_HINT}")
+    return node
+
+
+def _run_solc(project_root: Path, source: str) -> tuple[str, dict[str, Any]]:
+    node = _require_toolchain(project_root)
+    try:
+        completed = subprocess.run(
+            [node, "-e", _NODE_COMPILER],
+            input=json.dumps(_standard_json_input(source)),
+            capture_output=True,
+            text=True,
+            cwd=project_root,
+            timeout=300,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise CompileError("solc did not finish within 300s") from exc
+    if completed.returncode != 0:
+        tail = completed.stderr.strip()[-2000:]
+        raise CompileError(f"solc (node) exited {completed.returncode}: {tail}; {_NPM_HINT}?")
+    result = json.loads(completed.stdout)
+    return result["version"], result["output"]
+
+
+def _compile(project_root: Path) -> tuple[dict[str, Any], list[str]]:
+    source = (_CONTRACTS_DIR / SOURCE_NAME).read_text(encoding="utf-8")
+    version, output = _run_solc(project_root, source)
+    diagnostics = output.get("errors", [])
+    errors = [d["formattedMessage"] for d in diagnostics if d.get("severity") == "error"]
+    if errors:
+        raise CompileError("solc failed:\n" + "\n".join(errors))
+    warnings = [d["formattedMessage"] for d in diagnostics if d.get("severity") != "error"]
+    compiled = output["contracts"][SOURCE_NAME][CONTRACT_NAME]
+    artifact = {
+        "contractName": CONTRACT_NAME,
+        "sourceName": SOURCE_NAME,
+        "compiler": {"name": "solc", "version": version},
+        "settings": SETTINGS,
+        "abi": compiled["abi"],
+        "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
+        "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
+    }
+    return artifact, warnings
+
+
+def compile_contract(project_root: Path | None = None) -> dict[str, Any]:
+    """Compile PersonaMint.sol and return the artifact dict (needs node + `npm ci`)."""
+    artifact, _ = _compile(project_root or PROJECT_ROOT)
+    return artifact
+
+
+def render_artifact(artifact: dict[str, Any]) -> str:
+    """Serialize an artifact the one way it is committed, so rebuilds diff cleanly."""
+    return json.dumps(artifact, indent=2, sort_keys=True) + "\n"
+
+
+@functools.cache
+def _artifact_text() -> str:
+    return resources.files(__package__).joinpath(ARTIFACT_NAME).read_text(encoding="utf-8")
+
+
+def load_artifact() -> dict[str, Any]:
+    """The committed compiled artifact (a fresh dict per call; callers may mutate it)."""
+    artifact: dict[str, Any] = json.loads(_artifact_text())
+    return artifact
+
+
+def artifact_differences(committed: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
+    """Names of the checked fields that differ between two artifacts."""
+    return [field for field in CHECKED_FIELDS if committed.get(field) != fresh.get(field)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chain.contracts.build", description=__doc__)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="recompile and fail if the committed artifact is stale",
+    )
+    options = parser.parse_args(argv)
+    artifact_path = _CONTRACTS_DIR / ARTIFACT_NAME
+    try:
+        artifact, warnings = _compile(PROJECT_ROOT)
+    except CompileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    version = artifact["compiler"]["version"]
+    if options.check:
+        if not artifact_path.is_file():
+            print(
+                f"{artifact_path} missing; run python -m chain.contracts.build",
+                file=sys.stderr,
+            )
+            return 1
+        committed = json.loads(artifact_path.read_text(encoding="utf-8"))
+        stale = artifact_differences(committed, artifact)
+        if stale:
+            print(
+                f"{artifact_path.name} is stale ({', '.join(stale)} differ); "
+                "run python -m chain.contracts.build and commit the result",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{artifact_path.name} is up to date (solc {version})")
+        return 0
+    artifact_path.write_text(render_artifact(artifact), encoding="utf-8")
+    size = (len(artifact["deployedBytecode"]) - 2) // 2
+    print(f"wrote {artifact_path} (runtime {size} bytes, solc {version})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

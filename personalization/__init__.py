@@ -1,0 +1,1 @@
+"""Who is this wallet, and what style fits it."""

@@ -1,0 +1,131 @@
+"""The deterministic rule-based orchestrator: the offline default and the LLM's fallback.
+
+Rubric (also in the README): a wallet gets a persona by the first rule that fits,
+and each persona prefers a palette, medium, motif and mood; numbers come from
+activity. Only address-free features are read, so identical histories give
+identical params (the seed, not the style, makes two such tokens differ).
+
+| persona    | rule                                  | palette | medium     | motif         | mood       |
+|------------|---------------------------------------|---------|------------|---------------|------------|
+| builder    | deployed >= 1 contract                | circuit | blueprint  | grid          | austere    |
+| whale      | balance >= 1000 ETH                   | bullion | oil        | rings         | opulent    |
+| gamer      | most activity on gaming contracts     | arcade  | neon       | shards        | playful    |
+| trader     | most activity on DeFi contracts       | ledger  | risograph  | flow          | energetic  |
+| collector  | most on art, or holds >= 5 NFTs       | gallery | watercolor | constellation | mysterious |
+| newcomer   | <= 3 events in total                  | dawn    | ink        | terrain       | serene     |
+| explorer   | anything else                         | dawn    | watercolor | flow          | playful    |
+
+complexity ← log10(1 + events) (1000 events fill the range) + 1 per 5 app achievements;
+energy ← log10(1 + nonce + interactions) / 2.5; symmetry ← share of activity on the top
+contract; grain ← span of active blocks / chain height; hue_shift ← share of transfers
+that came in (all in → +high, all out → low).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+from personalization.bounds import clamp_params
+from personalization.orchestrator import Orchestration
+from personalization.profile import WalletProfile
+from personalization.style import CHOICE_FIELDS, StyleDNA, StyleParams, canonical_json
+
+PERSONAS: dict[str, dict[str, str]] = {
+    "builder": {"palette": "circuit", "medium": "blueprint", "motif": "grid", "mood": "austere"},
+    "whale": {"palette": "bullion", "medium": "oil", "motif": "rings", "mood": "opulent"},
+    "gamer": {"palette": "arcade", "medium": "neon", "motif": "shards", "mood": "playful"},
+    "trader": {"palette": "ledger", "medium": "risograph", "motif": "flow", "mood": "energetic"},
+    "collector": {"palette": "gallery", "medium": "watercolor", "motif": "constellation",
+                  "mood": "mysterious"},
+    "newcomer": {"palette": "dawn", "medium": "ink", "motif": "terrain", "mood": "serene"},
+    "explorer": {"palette": "dawn", "medium": "watercolor", "motif": "flow", "mood": "playful"},
+}
+
+WHALE_ETH = 1000.0
+COLLECTOR_NFTS = 5
+NEWCOMER_EVENTS = 3
+
+
+def persona_of(profile: WalletProfile) -> str:
+    """The first rubric rule that fits this wallet."""
+    if profile.contracts_deployed >= 1:
+        return "builder"
+    if profile.balance_eth >= WHALE_ETH:
+        return "whale"
+    dominant = profile.dominant_label
+    if dominant == "gaming":
+        return "gamer"
+    if dominant == "defi":
+        return "trader"
+    if dominant == "art" or profile.nfts_held >= COLLECTOR_NFTS:
+        return "collector"
+    if profile.total_events <= NEWCOMER_EVENTS:
+        return "newcomer"
+    return "explorer"
+
+
+def _scale(fraction: float, low: int, high: int) -> int:
+    fraction = min(1.0, max(0.0, fraction))
+    return low + int(round(fraction * (high - low)))
+
+
+def _achievements(context: dict[str, Any]) -> int:
+    achievements = context.get("achievements")
+    return len(achievements) if isinstance(achievements, list) else 0
+
+
+def rule_based_params(profile: WalletProfile, dna: StyleDNA) -> tuple[StyleParams, str]:
+    persona = persona_of(profile)
+    feature_digest = hashlib.sha256(canonical_json(profile.features())).digest()
+    choices: dict[str, Any] = {}
+    for index, name in enumerate(CHOICE_FIELDS):
+        preferred = PERSONAS[persona][name]
+        allowed = dna.choices(name)
+        # A collection with other names still gets a stable, feature-driven choice.
+        choices[name] = preferred if preferred in allowed else allowed[feature_digest[index] % len(allowed)]
+
+    events = profile.total_events
+    ranges = dna.ranges
+    complexity = _scale(math.log10(1 + events) / 3, ranges["complexity"].low, ranges["complexity"].high)
+    complexity += _achievements(profile.context) // 5
+    energy_fraction = math.log10(1 + profile.tx_count + profile.interactions) / 2.5
+    top = profile.top_contracts[0][1] if profile.top_contracts else 0
+    symmetry_fraction = top / events if events else 0.5
+    span = 0
+    if profile.first_active_block is not None and profile.last_active_block is not None:
+        span = profile.last_active_block - profile.first_active_block
+    grain_fraction = span / max(1, profile.block_number)
+    moved = profile.transfers_in + profile.transfers_out
+    inbound_fraction = profile.transfers_in / moved if moved else 0.5
+    proposed = {
+        **choices,
+        "complexity": complexity,
+        "energy": _scale(energy_fraction, ranges["energy"].low, ranges["energy"].high),
+        "symmetry": _scale(symmetry_fraction, ranges["symmetry"].low, ranges["symmetry"].high),
+        "grain": _scale(grain_fraction, ranges["grain"].low, ranges["grain"].high),
+        "hue_shift": _scale(inbound_fraction, ranges["hue_shift"].low, ranges["hue_shift"].high),
+    }
+    fallback = StyleParams(
+        **{name: dna.choices(name)[0] for name in CHOICE_FIELDS},
+        **{name: bounds.low for name, bounds in ranges.items()},
+    )
+    params, _ = clamp_params(proposed, dna, fallback)
+    return params, persona
+
+
+class RuleBasedOrchestrator:
+    """Deterministic, offline, instant."""
+
+    name = "rule-based"
+    version = "1"
+
+    async def choose(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
+        params, persona = rule_based_params(profile, dna)
+        return Orchestration(
+            params=params,
+            orchestrator=self.name,
+            persona=persona,
+            provenance={"orchestrator": self.name, "version": self.version, "persona": persona},
+        )

@@ -1,0 +1,194 @@
+"""The collection's style DNA (the bounds) and StyleParams (one choice inside them)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from personalization.errors import StyleDNAError
+
+# The choice fields every style DNA must bound, and the numeric ones.
+CHOICE_FIELDS = ("palette", "medium", "motif", "mood")
+NUMERIC_FIELDS = ("complexity", "energy", "symmetry", "grain", "hue_shift")
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    """One point inside a collection's style DNA; canonical JSON is its identity."""
+
+    palette: str
+    medium: str
+    motif: str
+    mood: str
+    complexity: int
+    energy: int
+    symmetry: int
+    grain: int
+    hue_shift: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def canonical_json(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.canonical_json()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> StyleParams:
+        names = {f.name for f in fields(cls)}
+        missing = names - raw.keys()
+        if missing:
+            raise StyleDNAError(f"style params missing fields: {sorted(missing)}")
+        return cls(**{name: raw[name] for name in names})
+
+
+@dataclass(frozen=True)
+class NumericRange:
+    low: int
+    high: int
+
+    def clamp(self, value: int) -> int:
+        return max(self.low, min(self.high, value))
+
+
+@dataclass(frozen=True)
+class StyleDNA:
+    """What a collection allows: the schema the orchestrator chooses inside."""
+
+    collection_id: str
+    name: str
+    symbol: str
+    description: str
+    palettes: dict[str, tuple[str, ...]]
+    media: tuple[str, ...]
+    motifs: tuple[str, ...]
+    moods: tuple[str, ...]
+    ranges: dict[str, NumericRange]
+    negative_prompts: tuple[str, ...]
+    prompt_template: str
+    width: int
+    height: int
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def choices(self, name: str) -> tuple[str, ...]:
+        if name == "palette":
+            return tuple(self.palettes)
+        return {"medium": self.media, "motif": self.motifs, "mood": self.moods}[name]
+
+    def sha256(self) -> str:
+        return hashlib.sha256(canonical_json(self.raw)).hexdigest()
+
+    def validate(self, params: StyleParams) -> None:
+        """Raise StyleDNAError unless params lie inside these bounds exactly."""
+        for name in CHOICE_FIELDS:
+            value = getattr(params, name)
+            if value not in self.choices(name):
+                raise StyleDNAError(f"{name}={value!r} is not allowed by {self.collection_id}")
+        for name in NUMERIC_FIELDS:
+            value = getattr(params, name)
+            bounds = self.ranges[name]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise StyleDNAError(f"{name} must be an integer")
+            if not bounds.low <= value <= bounds.high:
+                raise StyleDNAError(f"{name}={value} outside [{bounds.low}, {bounds.high}]")
+
+    def prompt(self, params: StyleParams) -> str:
+        """Diffusion prompt composed from bounded params and the DNA template only."""
+        return self.prompt_template.format(**params.to_dict())
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the bytes that get hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _hex_color(value: Any, where: str) -> str:
+    if not (isinstance(value, str) and len(value) == 7 and value[0] == "#"):
+        raise StyleDNAError(f"{where}: colour {value!r} is not #rrggbb")
+    try:
+        int(value[1:], 16)
+    except ValueError as exc:
+        raise StyleDNAError(f"{where}: colour {value!r} is not #rrggbb") from exc
+    return value.lower()
+
+
+def _str_list(raw: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = raw.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise StyleDNAError(f"{where}: '{key}' must be a non-empty list of strings")
+    if len(set(value)) != len(value):
+        raise StyleDNAError(f"{where}: '{key}' has duplicates")
+    return tuple(value)
+
+
+def parse_style_dna(raw: dict[str, Any], where: str) -> StyleDNA:
+    """Validate a collection document's style section; errors name the file and field."""
+    try:
+        collection_id = raw["id"]
+        style = raw["style"]
+    except KeyError as exc:
+        raise StyleDNAError(f"{where}: missing '{exc.args[0]}'") from exc
+    if not isinstance(collection_id, str) or not collection_id.isidentifier():
+        raise StyleDNAError(f"{where}: 'id' must be an identifier")
+    palettes_raw = style.get("palettes")
+    if not isinstance(palettes_raw, dict) or not palettes_raw:
+        raise StyleDNAError(f"{where}: 'style.palettes' must be a non-empty table")
+    palettes = {
+        name: tuple(_hex_color(c, f"{where}: style.palettes.{name}") for c in colours)
+        for name, colours in palettes_raw.items()
+    }
+    for name, colours in palettes.items():
+        if len(colours) < 3:
+            raise StyleDNAError(f"{where}: style.palettes.{name} needs at least 3 colours")
+    ranges_raw = style.get("ranges", {})
+    ranges: dict[str, NumericRange] = {}
+    for name in NUMERIC_FIELDS:
+        pair = ranges_raw.get(name)
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+            and pair[0] <= pair[1]
+        ):
+            raise StyleDNAError(f"{where}: style.ranges.{name} must be [low, high] integers")
+        ranges[name] = NumericRange(pair[0], pair[1])
+    render = raw.get("render", {})
+    width, height = render.get("width", 1024), render.get("height", 1024)
+    for key, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or not 64 <= value <= 4096 or value % 8:
+            raise StyleDNAError(f"{where}: render.{key} must be a multiple of 8 in [64, 4096]")
+    template = style.get("prompt_template", "{mood} {motif}, {medium}, {palette} palette")
+    try:
+        template.format(**dict.fromkeys(CHOICE_FIELDS + NUMERIC_FIELDS, "x"))
+    except (KeyError, IndexError) as exc:
+        raise StyleDNAError(f"{where}: style.prompt_template names an unknown field") from exc
+    return StyleDNA(
+        collection_id=collection_id,
+        name=str(raw.get("name", collection_id)),
+        symbol=str(raw.get("symbol", collection_id.upper()[:8])),
+        description=str(raw.get("description", "")),
+        palettes=palettes,
+        media=_str_list(style, "media", where + ": style"),
+        motifs=_str_list(style, "motifs", where + ": style"),
+        moods=_str_list(style, "moods", where + ": style"),
+        ranges=ranges,
+        negative_prompts=tuple(style.get("negative_prompts", ())),
+        prompt_template=template,
+        width=width,
+        height=height,
+        raw=raw,
+    )
+
+
+def load_style_dna(path: Path) -> StyleDNA:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise StyleDNAError(f"{path}: {exc}") from exc
+    return parse_style_dna(raw, str(path))

@@ -1,0 +1,1 @@
+"""StyleParams + seed -> pixels."""

@@ -1,0 +1,59 @@
+"""The committed PersonaMint artifact is exactly what the pinned solc builds."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from chain.contracts import build
+from chain.errors import CompileError
+
+
+def test_recompile_matches_committed_artifact() -> None:
+    # A missing toolchain must fail loudly: skipping would let a stale artifact ship.
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed; install Node 20 and run `npm ci`")
+    if not (build.PROJECT_ROOT / "node_modules" / "solc" / "package.json").is_file():
+        pytest.fail("node_modules/solc is missing; run `npm ci` in the repository root")
+    try:
+        fresh = build.compile_contract()
+    except CompileError as exc:
+        pytest.fail(f"compiling PersonaMint.sol failed ({exc}); run `npm ci`?")
+    committed = build.load_artifact()
+
+    assert fresh["bytecode"] == committed["bytecode"]
+    assert fresh["deployedBytecode"] == committed["deployedBytecode"]
+    assert fresh["abi"] == committed["abi"]
+    assert fresh["compiler"] == committed["compiler"]
+    assert build.artifact_differences(committed, fresh) == []
+    # The file on disk is the canonical rendering, byte for byte: rebuilds diff clean.
+    artifact_file = build.PROJECT_ROOT / "chain" / "contracts" / build.ARTIFACT_NAME
+    assert artifact_file.read_text(encoding="utf-8") == build.render_artifact(committed)
+
+
+def test_committed_artifact_shape() -> None:
+    artifact = build.load_artifact()
+    assert artifact["compiler"]["version"].startswith("0.8.30+")
+    assert artifact["settings"] == {
+        "evmVersion": "prague",
+        "optimizer": {"enabled": True, "runs": 200},
+    }
+    assert artifact["bytecode"].startswith("0x60")
+    # CBOR metadata trailer: IPFS metadata hash, then "solc" 0.8.30 (0x00081e).
+    assert "a264697066735822" in artifact["deployedBytecode"]
+    assert artifact["deployedBytecode"].endswith("64736f6c634300081e0033")
+    names = {item.get("name") for item in artifact["abi"]}
+    assert {
+        "mint",
+        "mintBatch",
+        "tokenIdOf",
+        "RequestAlreadyMinted",
+        "MintSkipped",
+    } <= names
+
+
+def test_artifact_differences_names_changed_fields() -> None:
+    committed = build.load_artifact()
+    changed = {**committed, "deployedBytecode": committed["deployedBytecode"] + "00"}
+    assert build.artifact_differences(committed, changed) == ["deployedBytecode"]
