@@ -48,6 +48,8 @@ def _status_view(job: Job, public_url: str) -> MintStatus:
         detail=job.detail,
         timings={stage: round(seconds, 4) for stage, seconds in job.timings.items()},
     )
+    if profile := job.stages.get("profile"):
+        view.profile = {k: v for k, v in profile.items() if k not in ("address", "chain_id", "context")}
     if style := job.stages.get("style"):
         view.style = style["params"]
         view.persona = style["persona"]
@@ -81,12 +83,16 @@ async def create_mint(
         raise ApiError(404, "unknown_collection", f"collection {data.collection!r} does not exist")
     key = parse_idempotency_key(idempotency_key)
     accepted = await core.jobs.accept(
-        tenant=caller.tenant, recipient=recipient, collection=data.collection, context=check_context(data.context),
+        tenant=caller.tenant,
+        recipient=recipient,
+        collection=data.collection,
+        context=check_context(data.context),
         idempotency_key=key,
     )
     if accepted.outcome == "conflict":
-        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with a different body",
-                       job_id=accepted.job_id)
+        raise ApiError(
+            409, "idempotency_conflict", "this Idempotency-Key was used with a different body", job_id=accepted.job_id
+        )
     job = await core.jobs.get(accepted.job_id)
     assert job is not None
     if job.status not in ("confirmed", "failed"):
@@ -95,8 +101,7 @@ async def create_mint(
     headers = {"Location": f"/v1/mints/{job.id}"}
     if accepted.outcome == "existing":
         headers["Idempotent-Replayed"] = "true"
-    return Response(MintAccepted(id=job.id, status=job.status, links=_links(job.id)), status_code=202,
-                    headers=headers)
+    return Response(MintAccepted(id=job.id, status=job.status, links=_links(job.id)), status_code=202, headers=headers)
 
 
 @get("/v1/mints/{job_id:str}", summary="A mint's status")

@@ -36,8 +36,7 @@ def cmd_api(settings: Settings) -> None:
 
     from api.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                access_log=False)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False)
 
 
 def cmd_worker(settings: Settings) -> None:
@@ -58,18 +57,22 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         cmd_api(settings)
         return
 
-
-    from api.auth import create_api_key
     from api.local import LocalStack, ServiceProcesses, deploy_local_contract, service_env
 
     stack = LocalStack(settings.data_dir / "local", persistent=True)
     try:
         redis_url, rpc_url = stack.start(redis_url=settings.redis_url, rpc_url=settings.rpc_url)
         address, chain_id = asyncio.run(deploy_local_contract(rpc_url, settings.data_dir / "local" / "chain.json"))
-        env = service_env(redis_url=redis_url, rpc_url=rpc_url, contract_address=address, chain_id=chain_id,
-                          data_dir=settings.data_dir)
-        services = ServiceProcesses(env, port=settings.port, log_dir=settings.data_dir / "local" / "logs",
-                                    workers=args.workers).start()
+        env = service_env(
+            redis_url=redis_url,
+            rpc_url=rpc_url,
+            contract_address=address,
+            chain_id=chain_id,
+            data_dir=settings.data_dir,
+        )
+        services = ServiceProcesses(
+            env, port=settings.port, log_dir=settings.data_dir / "local" / "logs", workers=args.workers
+        ).start()
         api_key = asyncio.run(_new_key(redis_url, "local"))
         print(f"Persona Mint is up at {services.base_url}  (contract {address} on chain {chain_id})")
         print(f"API key (tenant 'local'): {api_key}")
@@ -83,7 +86,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             services.stop()
     finally:
         stack.stop()
-
 
 
 async def _new_key(redis_url: str, tenant: str) -> str:

@@ -41,8 +41,9 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def problem(status: int, code: str, detail: str, request: Request[Any, Any, Any] | None = None,
-            **extra: Any) -> Response[dict[str, Any]]:
+def problem(
+    status: int, code: str, detail: str, request: Request[Any, Any, Any] | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": f"https://personamint.dev/problems/{code}",
         "title": code.replace("_", " "),
@@ -77,13 +78,12 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
 
 def _is_decode_error(detail: str) -> bool:
     lowered = detail.lower()
-    return "malformed" in lowered or "decode" in lowered or "json" in lowered and "invalid" in lowered
+    return "malformed" in lowered or "decode" in lowered or ("json" in lowered and "invalid" in lowered)
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "The service failed; it has been logged.",
-                   request)
+    return problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "The service failed; it has been logged.", request)
 
 
 def job_error(exc: BaseException) -> dict[str, str]:

@@ -92,9 +92,7 @@ class Job:
     def from_hash(cls, job_id: str, raw: dict[bytes, bytes]) -> Job:
         values = {k.decode(): v.decode() for k, v in raw.items()}
         stages = {name: json.loads(values[f"stage:{name}"]) for name in STAGES if f"stage:{name}" in values}
-        timings = {
-            key.removeprefix("time:"): float(value) for key, value in values.items() if key.startswith("time:")
-        }
+        timings = {key.removeprefix("time:"): float(value) for key, value in values.items() if key.startswith("time:")}
         return cls(
             id=job_id,
             status=values["status"],
@@ -148,8 +146,13 @@ class JobStore:
         ]  # fmt: skip
         idem_key = f"pm:idem:{tenant}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}" if idempotency_key else ""
         result = await self._accept(
-            keys=[idem_key, f"pm:edition:{collection}:{recipient.lower()}", job_key(job_id),
-                  events_key(job_id), "pm:jobs"],
+            keys=[
+                idem_key,
+                f"pm:edition:{collection}:{recipient.lower()}",
+                job_key(job_id),
+                events_key(job_id),
+                "pm:jobs",
+            ],
             args=[job_id, body_hash, json.dumps(fields), repr(now), EVENTS_MAXLEN, IDEMPOTENCY_TTL_S],
         )
         outcome, found_id = result[0].decode(), result[1].decode()
@@ -164,8 +167,9 @@ class JobStore:
             return None
         return Job.from_hash(job_id, raw)
 
-    async def set_status(self, job_id: str, status: str, *, detail: str | None = None,
-                         extra: dict[str, Any] | None = None) -> None:
+    async def set_status(
+        self, job_id: str, status: str, *, detail: str | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         assert status in STATUSES, status
         now = repr(time.time())
         mapping: dict[str, str] = {"status": status, "detail": detail or ""}
@@ -194,6 +198,5 @@ class JobStore:
         return int(await self.redis.hincrby(job_key(job_id), "attempts", 1))
 
     async def events(self, job_id: str, after: str = "0-0", count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        entries = await self.redis.xrange(events_key(job_id), min=f"({after}" if after != "0-0" else "-",
-                                          count=count)
+        entries = await self.redis.xrange(events_key(job_id), min=f"({after}" if after != "0-0" else "-", count=count)
         return [(eid.decode(), {k.decode(): v.decode() for k, v in data.items()}) for eid, data in entries]

@@ -46,9 +46,25 @@ class RedisServer:
             raise LocalStackError("redis-server is not installed; run `make install` (apt-get install redis-server)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--appendonly", "yes", "--save", "", "--daemonize", "no", "--logfile", "redis.log"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "redis.log",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         client = redis_sync.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout_s
@@ -114,8 +130,15 @@ async def deploy_local_contract(rpc_url: str, state_file: Path | None = None) ->
             return saved["contract_address"], chain_id
     admin, minter = dev_account(ADMIN_ACCOUNT), dev_account(MINTER_ACCOUNT)
     deployment = await deploy_persona_mint(
-        w3, admin, name="Persona Mint Genesis", symbol="PMINT", admin=admin.address, minter=minter.address,
-        contract_uri="", royalty_receiver=admin.address, royalty_bps=500,
+        w3,
+        admin,
+        name="Persona Mint Genesis",
+        symbol="PMINT",
+        admin=admin.address,
+        minter=minter.address,
+        contract_uri="",
+        royalty_receiver=admin.address,
+        royalty_bps=500,
     )
     if state_file:
         state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +164,10 @@ class ServiceProcesses:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", command], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "api.cli", command],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parent.parent,
         )
         log.close()
@@ -215,8 +241,15 @@ class LocalStack:
         self._stack.close()
 
 
-def service_env(*, redis_url: str, rpc_url: str, contract_address: str, chain_id: int, data_dir: Path,
-                extra: dict[str, str] | None = None) -> dict[str, str]:
+def service_env(
+    *,
+    redis_url: str,
+    rpc_url: str,
+    contract_address: str,
+    chain_id: int,
+    data_dir: Path,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Environment for child processes; the signer is anvil's public dev key, local only."""
     return {
         "PERSONAMINT_ENV": "local",

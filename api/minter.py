@@ -82,7 +82,8 @@ async def mint_job(ctx: dict[str, Any], *, job_id: str) -> str:
 
 
 async def run_minter(settings: Settings) -> None:
-    assert settings.rpc_url and settings.contract_address and settings.signer_key, "minter needs chain settings"
+    if not (settings.rpc_url and settings.contract_address and settings.signer_key):
+        raise SystemExit("the minter needs PERSONAMINT_RPC_URL, _CONTRACT_ADDRESS and _SIGNER_KEY")
     core = Core.create(settings)
     w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_url))
     chain_id = await w3.eth.chain_id

@@ -68,8 +68,10 @@ class Pipeline:
 
         async def profile_stage() -> dict[str, Any]:
             history = await fetch_history(
-                self.deps.rpc, job.recipient,
-                max_depth=self.deps.history_max_depth, window=self.deps.history_window,
+                self.deps.rpc,
+                job.recipient,
+                max_depth=self.deps.history_max_depth,
+                window=self.deps.history_window,
             )
             return build_profile(history, self.deps.registry, job.context).to_dict()
 
@@ -121,8 +123,14 @@ class Pipeline:
                     raise RenderError("re-render after a retry gave different pixels")
             image_cid = await self.deps.pinner.pin(result.png, content_type="image/png")
             metadata = token_metadata(
-                dna=dna, profile=profile, orchestration=orchestration, render=result,
-                image_cid=image_cid, edition=job.edition, recipient=job.recipient, request_id=job.request_id,
+                dna=dna,
+                profile=profile,
+                orchestration=orchestration,
+                render=result,
+                image_cid=image_cid,
+                edition=job.edition,
+                recipient=job.recipient,
+                request_id=job.request_id,
             )
             metadata_cid = await self.deps.pinner.pin(metadata_bytes(metadata), content_type="application/json")
             return {

@@ -32,8 +32,12 @@ def token_metadata(
     for name in NUMERIC_FIELDS:
         bounds = dna.ranges[name]
         attributes.append(
-            {"display_type": "number", "trait_type": name.replace("_", " ").title(),
-             "value": getattr(params, name), "max_value": bounds.high}
+            {
+                "display_type": "number",
+                "trait_type": name.replace("_", " ").title(),
+                "value": getattr(params, name),
+                "max_value": bounds.high,
+            }
         )
     attributes.append({"display_type": "number", "trait_type": "Edition", "value": edition})
     return {

@@ -54,6 +54,7 @@ class MintStatus(msgspec.Struct, omit_defaults=True):
     image_url: str | None = None
     metadata_url: str | None = None
     persona: str | None = None
+    profile: dict[str, Any] | None = None
     style: dict[str, Any] | None = None
     timings: dict[str, float] = msgspec.field(default_factory=dict)
     error: JobError | None = None

@@ -35,8 +35,7 @@ async def pipeline_job(ctx: dict[str, Any], *, job_id: str) -> str:
     if job is None:
         log.warning("job %s vanished", job_id)
         return "missing"
-    if job.status in TERMINAL or "pin" in job.stages and job.status == "minting":
-        await enqueue_mint(core.mint_queue, core.settings, job_id)
+    if job.status in TERMINAL:
         return job.status
     await core.jobs.bump_attempts(job_id)
     try:

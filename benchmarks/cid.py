@@ -34,18 +34,14 @@ def _median_seconds(task: Callable[[bytes], object], data: bytes, runs: int) -> 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--runs", type=int, default=5, help="runs per measurement (median)"
-    )
+    parser.add_argument("--runs", type=int, default=5, help="runs per measurement (median)")
     args = parser.parse_args(argv)
 
     header = (
         f"{'input':>6} | {'sha256 MB/s':>11} | {'CIDv1 MB/s':>10} | {'v1/sha256':>9} "
         f"| {'CIDv0 MB/s':>10} | {'v0/sha256':>9}"
     )
-    print(
-        f"median of {args.runs} runs; ratio = CID time / sha256 time (1.00 = the floor)"
-    )
+    print(f"median of {args.runs} runs; ratio = CID time / sha256 time (1.00 = the floor)")
     print(header)
     print("-" * len(header))
     for size_mb in SIZES_MB:

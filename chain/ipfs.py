@@ -73,15 +73,11 @@ class _Link:
 def cid_for_bytes(data: bytes | memoryview, *, version: int = 1) -> str:
     """Return the root CID `ipfs add [--cid-version=1]` would print for `data`."""
     # _build yields the root last; keep only that.
-    ((root, _),) = deque(
-        _build(_as_bytes_view(data), version, with_leaf_blocks=False), maxlen=1
-    )
+    ((root, _),) = deque(_build(_as_bytes_view(data), version, with_leaf_blocks=False), maxlen=1)
     return _cid_to_str(root.cid)
 
 
-def iter_blocks(
-    data: bytes | memoryview, version: int = 1
-) -> Iterator[tuple[str, bytes]]:
+def iter_blocks(data: bytes | memoryview, version: int = 1) -> Iterator[tuple[str, bytes]]:
     """Yield (cid, block) for every block of the DAG, children before parents; the root is last."""
     for link, block in _build(_as_bytes_view(data), version, with_leaf_blocks=True):
         assert block is not None
@@ -142,9 +138,7 @@ def _as_bytes_view(data: bytes | memoryview) -> memoryview:
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
-def _build(
-    data: memoryview, version: int, *, with_leaf_blocks: bool
-) -> Iterator[tuple[_Link, bytes | None]]:
+def _build(data: memoryview, version: int, *, with_leaf_blocks: bool) -> Iterator[tuple[_Link, bytes | None]]:
     """Yield every block in post-order (the root last); leaf blocks only when asked."""
     if version not in (0, 1):
         raise ValueError(f"CID version must be 0 or 1, not {version}")
@@ -179,35 +173,23 @@ def _subtree(
             child = _leaf(chunk, version, with_block=with_leaf_blocks)
             yield child
         else:
-            for child in _subtree(
-                data, child_first, leaf_count, depth - 1, version, with_leaf_blocks
-            ):
+            for child in _subtree(data, child_first, leaf_count, depth - 1, version, with_leaf_blocks):
                 yield child
             # A subtree yields its own root last, so `child` is now that root.
         children.append(child[0])
     yield _internal(children, version)
 
 
-def _leaf(
-    chunk: memoryview, version: int, *, with_block: bool
-) -> tuple[_Link, bytes | None]:
+def _leaf(chunk: memoryview, version: int, *, with_block: bool) -> tuple[_Link, bytes | None]:
     size = len(chunk)
     if version == 1:
         # --cid-version=1 implies --raw-leaves: the chunk itself is the block.
         digest = hashlib.sha256(chunk).digest()
-        return _Link(_V1_RAW_PREFIX + digest, size, size), bytes(
-            chunk
-        ) if with_block else None
+        return _Link(_V1_RAW_PREFIX + digest, size, size), bytes(chunk) if with_block else None
     # A UnixFS File node carrying the chunk; kubo leaves Data out when it is empty.
     data_field = b"\x12" + _varint(size) if size else b""
     unixfs_len = 2 + len(data_field) + size + 1 + len(_varint(size))
-    head = (
-        b"\x0a"
-        + _varint(unixfs_len)
-        + b"\x08"
-        + bytes((_UNIXFS_TYPE_FILE,))
-        + data_field
-    )
+    head = b"\x0a" + _varint(unixfs_len) + b"\x08" + bytes((_UNIXFS_TYPE_FILE,)) + data_field
     tail = b"\x18" + _varint(size)
     # Hashing the pieces in turn avoids copying every 256 KiB chunk.
     hasher = hashlib.sha256(head)
@@ -220,9 +202,7 @@ def _leaf(
 
 def _internal(children: list[_Link], version: int) -> tuple[_Link, bytes]:
     file_size = sum(child.file_size for child in children)
-    unixfs = bytearray(
-        b"\x08" + bytes((_UNIXFS_TYPE_FILE,)) + b"\x18" + _varint(file_size)
-    )
+    unixfs = bytearray(b"\x08" + bytes((_UNIXFS_TYPE_FILE,)) + b"\x18" + _varint(file_size))
     for child in children:
         unixfs += b"\x20" + _varint(child.file_size)
     block = bytearray()
@@ -281,9 +261,7 @@ def _parse_binary_v1(raw: bytes) -> ParsedCID:
     codec, pos = _read_varint(raw, pos)
     hash_code, pos = _read_varint(raw, pos)
     if hash_code != _SHA2_256:
-        raise InvalidCID(
-            f"unsupported multihash 0x{hash_code:x}; only sha2-256 is handled"
-        )
+        raise InvalidCID(f"unsupported multihash 0x{hash_code:x}; only sha2-256 is handled")
     length, pos = _read_varint(raw, pos)
     digest = raw[pos:]
     if length != _DIGEST_SIZE or len(digest) != _DIGEST_SIZE:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
@@ -21,8 +22,13 @@ log = logging.getLogger("personamint.minter")
 
 MINTED_TOPIC = "0x" + keccak(text="Minted(bytes32,uint256,address)").hex()
 
-_NONCE_ERRORS = ("nonce too low", "nonce too high", "already known", "replacement transaction underpriced",
-                 "invalid nonce")
+_NONCE_ERRORS = (
+    "nonce too low",
+    "nonce too high",
+    "already known",
+    "replacement transaction underpriced",
+    "invalid nonce",
+)
 
 
 class MintTimeout(ChainError):
@@ -49,7 +55,7 @@ class Minter:
 
     def __init__(
         self,
-        w3: AsyncWeb3,
+        w3: AsyncWeb3[Any],
         account: LocalAccount,
         contract: PersonaMint,
         *,
@@ -165,15 +171,10 @@ class Minter:
         if sent_tx is not None:
             # A previous attempt sent this; if it is mined, its outcome decides.
             try:
-                receipt = await self.w3.eth.get_transaction_receipt(sent_tx)  # type: ignore[arg-type]
+                await self.w3.eth.get_transaction(sent_tx)  # type: ignore[arg-type]
+                await self.wait_for_receipt(sent_tx)
             except TransactionNotFound:
-                receipt = None
-            if receipt is None:
-                try:
-                    await self.w3.eth.get_transaction(sent_tx)  # type: ignore[arg-type]
-                    receipt = await self.wait_for_receipt(sent_tx)
-                except TransactionNotFound:
-                    receipt = None  # dropped: fall through to the chain check and resend
+                pass  # dropped: fall through to the chain check and resend
         existing = await self.find_existing(request_id)
         if existing is not None:
             await self.wait_confirmations(existing.block_number)
@@ -181,7 +182,7 @@ class Minter:
         data = self.contract.mint_call_data(recipient, token_uri, request_id)
         tx: dict[str, Any] = {"to": self.contract.address, "data": data, "value": 0}
         try:
-            gas = await self.w3.eth.estimate_gas({**tx, "from": self.account.address})
+            gas = await self.w3.eth.estimate_gas({**tx, "from": self.account.address})  # type: ignore[typeddict-item]
         except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
             error = self.contract.decode_error(getattr(exc, "data", None) or b"")
             if isinstance(error, RequestAlreadyMinted):
@@ -194,23 +195,23 @@ class Minter:
         tx_hash = await self._send({**tx, "gas": int(gas * 1.2) + 10_000, **(await self._fees())})
         if on_sent is not None:
             await on_sent(tx_hash)
-        receipt = await self.wait_for_receipt(tx_hash)
-        if receipt["status"] != 1:
+        mined = await self.wait_for_receipt(tx_hash)
+        if mined["status"] != 1:
             found = await self.find_existing(request_id)
             if found is not None:
                 return found
             raise ContractRevert(f"mint transaction {tx_hash} reverted")
-        outcome = self.contract.parse_receipt(receipt)
+        outcome = self.contract.parse_receipt(mined)
         mine = [m for m in outcome.minted if m.request_id == request_id]
         if not mine:
             raise ChainError(f"{tx_hash} mined without a Minted event for the request")
-        await self.wait_confirmations(int(receipt["blockNumber"]))
+        await self.wait_confirmations(int(mined["blockNumber"]))
         return MintReceipt(
             request_id=request_id,
             token_id=mine[0].token_id,
             recipient=mine[0].to,
             tx_hash=tx_hash,
-            block_number=int(receipt["blockNumber"]),
-            gas_used=int(receipt["gasUsed"]),
+            block_number=int(mined["blockNumber"]),
+            gas_used=int(mined["gasUsed"]),
             already_minted=False,
         )

@@ -19,8 +19,12 @@ class Clamp:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "proposed": repr(self.proposed)[:80], "applied": self.applied,
-                "reason": self.reason}
+        return {
+            "field": self.field,
+            "proposed": repr(self.proposed)[:80],
+            "applied": self.applied,
+            "reason": self.reason,
+        }
 
 
 def _as_number(value: Any) -> float | None:
@@ -65,7 +69,7 @@ def clamp_params(proposed: Any, dna: StyleDNA, fallback: StyleParams) -> tuple[S
             values[name] = getattr(fallback, name)
             clamps.append(Clamp(name, value, values[name], "not a number"))
             continue
-        rounded = int(round(number))
+        rounded = round(number)
         clamped = bounds.clamp(rounded)
         values[name] = clamped
         if clamped != rounded:

@@ -7,19 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import rlp
-from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from personalization.errors import HistoryError
 from personalization.rpc import JsonRpcClient, RpcCallError
 
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
-TRANSFER_SINGLE_TOPIC = "0x" + keccak(
-    text="TransferSingle(address,address,address,uint256,uint256)"
-).hex()
-TRANSFER_BATCH_TOPIC = "0x" + keccak(
-    text="TransferBatch(address,address,address,uint256[],uint256[])"
-).hex()
+TRANSFER_SINGLE_TOPIC = "0x" + keccak(text="TransferSingle(address,address,address,uint256,uint256)").hex()
+TRANSFER_BATCH_TOPIC = "0x" + keccak(text="TransferBatch(address,address,address,uint256[],uint256[])").hex()
 ZERO_ADDRESS = "0x" + "00" * 20
 
 Standard = Literal["erc20", "erc721", "erc1155"]
@@ -112,13 +109,27 @@ def classify_logs(wallet: str, logs: list[dict[str, Any]]) -> tuple[list[Transfe
                 if len(topics) == 3:
                     (amount,) = abi_decode(["uint256"], data) if data else (0,)
                     transfers.append(
-                        Transfer("erc20", direction, counterparty=counterparty, token_id=None,
-                                 amount=amount, log_index=identity[1], **common)
+                        Transfer(
+                            "erc20",
+                            direction,
+                            counterparty=counterparty,
+                            token_id=None,
+                            amount=amount,
+                            log_index=identity[1],
+                            **common,
+                        )
                     )
                 else:
                     transfers.append(
-                        Transfer("erc721", direction, counterparty=counterparty,
-                                 token_id=int(topics[3], 16), amount=1, log_index=identity[1], **common)
+                        Transfer(
+                            "erc721",
+                            direction,
+                            counterparty=counterparty,
+                            token_id=int(topics[3], 16),
+                            amount=1,
+                            log_index=identity[1],
+                            **common,
+                        )
                     )
                 continue
             if topic0 in (TRANSFER_SINGLE_TOPIC, TRANSFER_BATCH_TOPIC) and len(topics) == 4:
@@ -132,11 +143,18 @@ def classify_logs(wallet: str, logs: list[dict[str, Any]]) -> tuple[list[Transfe
                     pairs = list(zip(ids, amounts, strict=False))
                 for token_id, amount in pairs:
                     transfers.append(
-                        Transfer("erc1155", direction, counterparty=counterparty, token_id=token_id,
-                                 amount=amount, log_index=identity[1], **common)
+                        Transfer(
+                            "erc1155",
+                            direction,
+                            counterparty=counterparty,
+                            token_id=token_id,
+                            amount=amount,
+                            log_index=identity[1],
+                            **common,
+                        )
                     )
                 continue
-        except Exception:  # noqa: BLE001 - a malformed log from a hostile contract is not a transfer
+        except Exception:  # noqa: BLE001, S110 - a malformed log from a hostile contract is not a transfer
             pass
         interactions.append(Interaction(topic0=topic0, **common))
     return transfers, interactions

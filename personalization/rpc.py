@@ -89,9 +89,7 @@ class JsonRpcClient:
 
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         self.calls += 1
-        body = await self._post(
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
-        )
+        body = await self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)})
         if not isinstance(body, dict):
             raise HistoryError(f"{method}: malformed JSON-RPC response")
         if body.get("error"):
@@ -105,10 +103,7 @@ class JsonRpcClient:
         self.calls += len(calls)
         ids = [next(self._ids) for _ in calls]
         body = await self._post(
-            [
-                {"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
-                for i, (m, p) in zip(ids, calls, strict=True)
-            ]
+            [{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)} for i, (m, p) in zip(ids, calls, strict=True)]
         )
         if not isinstance(body, list):
             # Some nodes answer a batch with one error object; surface it.

@@ -40,9 +40,7 @@ class PinnedObject:
 class Pinner(Protocol):
     """Stores bytes under their CID (`ipfs add --cid-version=1`) and reads them back."""
 
-    async def pin(
-        self, data: bytes, *, content_type: str, name: str | None = None
-    ) -> str:
+    async def pin(self, data: bytes, *, content_type: str, name: str | None = None) -> str:
         """Store `data` and return its CID; pinning the same bytes again is a no-op."""
         ...
 

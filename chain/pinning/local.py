@@ -31,21 +31,15 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    async def pin(
-        self, data: bytes, *, content_type: str, name: str | None = None
-    ) -> str:
+    async def pin(self, data: bytes, *, content_type: str, name: str | None = None) -> str:
         """Store `data` and return its CIDv1; the same bytes again are a no-op."""
-        return await asyncio.to_thread(
-            self.put_sync, data, content_type=content_type, name=name
-        )
+        return await asyncio.to_thread(self.put_sync, data, content_type=content_type, name=name)
 
     async def get(self, cid: str) -> PinnedObject | None:
         """Return the object pinned under `cid`, or None; raises InvalidCID for a bad CID."""
         return await asyncio.to_thread(self.get_sync, cid)
 
-    def put_sync(
-        self, data: bytes, *, content_type: str, name: str | None = None
-    ) -> str:
+    def put_sync(self, data: bytes, *, content_type: str, name: str | None = None) -> str:
         """Blocking form of `pin`, for the CLI."""
         del name  # the Pinner protocol carries it for remote services; files need none
         if not content_type or len(content_type) > _MAX_CONTENT_TYPE_CHARS:
@@ -78,9 +72,7 @@ class LocalStore:
             meta = json.loads((shard / (canonical + _META_SUFFIX)).read_bytes())
             content_type = meta["content_type"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise PinningError(
-                f"content type of {canonical} is missing or unreadable"
-            ) from exc
+            raise PinningError(f"content type of {canonical} is missing or unreadable") from exc
         actual = cid_for_bytes(data, version=version)
         if actual != canonical:
             raise CIDMismatch(canonical, actual)
@@ -92,9 +84,7 @@ class LocalStore:
 
 
 def _write_atomic(path: Path, content: bytes) -> None:
-    fd, temp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as temp_file:
             # mkstemp creates 0600; pinned content is public by definition.

@@ -37,8 +37,7 @@ PERSONAS: dict[str, dict[str, str]] = {
     "whale": {"palette": "bullion", "medium": "oil", "motif": "rings", "mood": "opulent"},
     "gamer": {"palette": "arcade", "medium": "neon", "motif": "shards", "mood": "playful"},
     "trader": {"palette": "ledger", "medium": "risograph", "motif": "flow", "mood": "energetic"},
-    "collector": {"palette": "gallery", "medium": "watercolor", "motif": "constellation",
-                  "mood": "mysterious"},
+    "collector": {"palette": "gallery", "medium": "watercolor", "motif": "constellation", "mood": "mysterious"},
     "newcomer": {"palette": "dawn", "medium": "ink", "motif": "terrain", "mood": "serene"},
     "explorer": {"palette": "dawn", "medium": "watercolor", "motif": "flow", "mood": "playful"},
 }
@@ -68,7 +67,7 @@ def persona_of(profile: WalletProfile) -> str:
 
 def _scale(fraction: float, low: int, high: int) -> int:
     fraction = min(1.0, max(0.0, fraction))
-    return low + int(round(fraction * (high - low)))
+    return low + round(fraction * (high - low))
 
 
 def _achievements(context: dict[str, Any]) -> int:
@@ -107,9 +106,8 @@ def rule_based_params(profile: WalletProfile, dna: StyleDNA) -> tuple[StyleParam
         "grain": _scale(grain_fraction, ranges["grain"].low, ranges["grain"].high),
         "hue_shift": _scale(inbound_fraction, ranges["hue_shift"].low, ranges["hue_shift"].high),
     }
-    fallback = StyleParams(
-        **{name: dna.choices(name)[0] for name in CHOICE_FIELDS},
-        **{name: bounds.low for name, bounds in ranges.items()},
+    fallback = StyleParams.from_dict(
+        {name: dna.choices(name)[0] for name in CHOICE_FIELDS} | {name: b.low for name, b in ranges.items()}
     )
     params, _ = clamp_params(proposed, dna, fallback)
     return params, persona

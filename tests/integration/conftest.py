@@ -52,15 +52,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with RedisServer(root / "redis") as redis_server, AnvilProcess() as anvil:
         address, chain_id = asyncio.run(deploy_local_contract(anvil.url))
         env = service_env(
-            redis_url=redis_server.url, rpc_url=anvil.url, contract_address=address, chain_id=chain_id,
+            redis_url=redis_server.url,
+            rpc_url=anvil.url,
+            contract_address=address,
+            chain_id=chain_id,
             data_dir=root / "data",
             extra={"PERSONAMINT_SWEEP_S": "1", "PERSONAMINT_JOB_HEARTBEAT_S": "5"},
         )
         services = ServiceProcesses(env, port=free_port(), log_dir=root / "logs").start()
         try:
             yield Stack(
-                redis=redis_server, anvil=anvil, services=services, contract_address=address, chain_id=chain_id,
-                api_key=asyncio.run(_key(redis_server.url, "tenant-a")), data_dir=root / "data",
+                redis=redis_server,
+                anvil=anvil,
+                services=services,
+                contract_address=address,
+                chain_id=chain_id,
+                api_key=asyncio.run(_key(redis_server.url, "tenant-a")),
+                data_dir=root / "data",
             )
         finally:
             services.stop()

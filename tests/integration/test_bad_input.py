@@ -44,7 +44,8 @@ def test_missing_non_json_and_oversized_bodies(stack: Stack) -> None:
         assert_problem(client.post("/v1/mints"), 400, "invalid_request")
         assert_problem(
             client.post("/v1/mints", content=b"{not json", headers={"content-type": "application/json"}),
-            400, "invalid_json",
+            400,
+            "invalid_json",
         )
         huge = {"recipient": GOOD, "context": {"blob": "x" * 100_000}}
         assert_problem(client.post("/v1/mints", json=huge), 413, "body_too_large")

@@ -137,12 +137,8 @@ def test_unknown_version_is_refused() -> None:
         cid_for_bytes(b"x", version=2)
 
 
-@pytest.mark.parametrize(
-    ("size", "codec"), [(CHUNK_SIZE, CODEC_RAW), (CHUNK_SIZE + 1, CODEC_DAG_PB)]
-)
-def test_one_chunk_is_a_raw_leaf_and_one_more_byte_is_a_dag(
-    size: int, codec: int
-) -> None:
+@pytest.mark.parametrize(("size", "codec"), [(CHUNK_SIZE, CODEC_RAW), (CHUNK_SIZE + 1, CODEC_DAG_PB)])
+def test_one_chunk_is_a_raw_leaf_and_one_more_byte_is_a_dag(size: int, codec: int) -> None:
     data = bytes(size)
     parsed = parse_cid(cid_for_bytes(data))
     assert parsed.codec == codec
@@ -218,9 +214,7 @@ def _decode_dag_pb(block: bytes) -> DagNode:
     filesize = next(value for field, value in unixfs if field == 3)
     blocksizes = [value for field, value in unixfs if field == 4]
     assert isinstance(filesize, int)
-    return DagNode(
-        links, filesize, [size for size in blocksizes if isinstance(size, int)]
-    )
+    return DagNode(links, filesize, [size for size in blocksizes if isinstance(size, int)])
 
 
 def _cid_bytes(cid: str) -> bytes:
@@ -232,9 +226,7 @@ def _cid_bytes(cid: str) -> bytes:
 
 @pytest.mark.parametrize("version", [0, 1])
 @pytest.mark.parametrize("name", ["empty", "hello", "pattern_1MiB", "sha_45613057"])
-def test_blocks_hash_to_their_cids_and_end_with_the_root(
-    name: str, version: int
-) -> None:
+def test_blocks_hash_to_their_cids_and_end_with_the_root(name: str, version: int) -> None:
     vector = _by_name(name)
     blocks = list(iter_blocks(_bytes_for(vector), version))
     assert blocks[-1][0] == (vector.cid_v1 if version == 1 else vector.cid_v0)
@@ -261,9 +253,7 @@ def test_balanced_layout_of_175_chunks(version: int) -> None:
     assert rest.blocksizes == [1]
     # Tsize counts every encoded block below the link, so the root's add up to the DAG.
     total_encoded = sum(len(block) for block in blocks.values())
-    assert (
-        sum(tsize for _, tsize in root.links) + len(blocks[root_cid]) == total_encoded
-    )
+    assert sum(tsize for _, tsize in root.links) + len(blocks[root_cid]) == total_encoded
     leaf_codec = CODEC_RAW if version == 1 else CODEC_DAG_PB
     for leaf_cid, tsize in full.links:
         assert tsize == len(by_binary[leaf_cid])
@@ -273,9 +263,7 @@ def test_balanced_layout_of_175_chunks(version: int) -> None:
 def test_v1_multi_chunk_leaves_are_the_raw_chunks() -> None:
     data = _bytes_for(_by_name("pattern_1MiB"))
     blocks = list(iter_blocks(data))
-    assert [block for _, block in blocks[:-1]] == [
-        data[i : i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)
-    ]
+    assert [block for _, block in blocks[:-1]] == [data[i : i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)]
     assert all(parse_cid(cid).codec == CODEC_RAW for cid, _ in blocks[:-1])
 
 

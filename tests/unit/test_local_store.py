@@ -37,9 +37,7 @@ def test_local_store_is_a_pinner(store: LocalStore) -> None:
 async def test_round_trip(store: LocalStore) -> None:
     cid = await store.pin(PNG, content_type="image/png", name="token-1.png")
     assert cid == cid_for_bytes(PNG)
-    assert await store.get(cid) == PinnedObject(
-        cid=cid, data=PNG, content_type="image/png"
-    )
+    assert await store.get(cid) == PinnedObject(cid=cid, data=PNG, content_type="image/png")
 
 
 @pytest.mark.asyncio
@@ -95,9 +93,7 @@ async def test_pinning_twice_is_a_no_op(store: LocalStore) -> None:
 
 @pytest.mark.asyncio
 async def test_concurrent_pins_of_the_same_bytes(store: LocalStore) -> None:
-    cids = await asyncio.gather(
-        *(store.pin(PNG, content_type="image/png") for _ in range(64))
-    )
+    cids = await asyncio.gather(*(store.pin(PNG, content_type="image/png") for _ in range(64)))
     assert set(cids) == {cid_for_bytes(PNG)}
     assert _temp_files(store.root) == []
     assert {path.name for path in _all_files(store.root)} == {
@@ -112,9 +108,7 @@ async def test_concurrent_pins_of_the_same_bytes(store: LocalStore) -> None:
 @pytest.mark.asyncio
 async def test_concurrent_pins_of_different_bytes(store: LocalStore) -> None:
     payloads = [PNG + i.to_bytes(2, "big") for i in range(40)]
-    cids = await asyncio.gather(
-        *(store.pin(p, content_type="image/png") for p in payloads)
-    )
+    cids = await asyncio.gather(*(store.pin(p, content_type="image/png") for p in payloads))
     assert cids == [cid_for_bytes(p) for p in payloads]
     for cid, payload in zip(cids, payloads, strict=True):
         pinned = await store.get(cid)
@@ -136,9 +130,7 @@ async def test_concurrent_pins_of_different_bytes(store: LocalStore) -> None:
     ],
 )
 @pytest.mark.asyncio
-async def test_bad_cids_are_rejected_before_touching_disk(
-    store: LocalStore, tmp_path: Path, cid: str
-) -> None:
+async def test_bad_cids_are_rejected_before_touching_disk(store: LocalStore, tmp_path: Path, cid: str) -> None:
     (tmp_path / "passwd").write_text("root:x:0:0")
     store.put_sync(PNG, content_type="image/png")
     with pytest.raises(InvalidCID):
@@ -150,9 +142,7 @@ async def test_bad_cids_are_rejected_before_touching_disk(
 def test_sync_api_for_the_cli(store: LocalStore) -> None:
     cid = store.put_sync(PNG, content_type="image/png")
     assert store.put_sync(PNG, content_type="image/png") == cid
-    assert store.get_sync(cid) == PinnedObject(
-        cid=cid, data=PNG, content_type="image/png"
-    )
+    assert store.get_sync(cid) == PinnedObject(cid=cid, data=PNG, content_type="image/png")
 
 
 @pytest.mark.parametrize("content_type", ["", "x" * 256])
@@ -203,9 +193,7 @@ def test_failed_write_leaves_nothing_under_the_cid(
             raise OSError("simulated crash mid-write")
         real_replace(source, destination)
 
-    fail_on_data_file = (
-        fsync_failing_on_data if failing == "fsync" else replace_failing_on_data
-    )
+    fail_on_data_file = fsync_failing_on_data if failing == "fsync" else replace_failing_on_data
     monkeypatch.setattr(os, failing, fail_on_data_file)
     with pytest.raises(OSError, match="simulated"):
         store.put_sync(PNG, content_type="image/png")
@@ -231,9 +219,7 @@ def test_data_is_complete_and_fsynced_before_it_takes_the_cid_name(
 
     def checking_replace(source: str, destination: str | Path) -> None:
         source_path, destination_path = Path(source), Path(destination)
-        assert (
-            source_path.parent == destination_path.parent
-        )  # same filesystem: atomic rename
+        assert source_path.parent == destination_path.parent  # same filesystem: atomic rename
         assert source_path.name.startswith(".")
         assert not ipfs.is_cid(source_path.name)
         assert not destination_path.exists()
@@ -257,9 +243,7 @@ def test_leftover_temp_file_from_a_killed_process_is_ignored(store: LocalStore) 
     cid = cid_for_bytes(PNG)
     shard = store.root / cid[-2:]
     shard.mkdir(parents=True)
-    (shard / f".{cid}.abc123.tmp").write_bytes(
-        PNG[:100]
-    )  # a write cut short by SIGKILL
+    (shard / f".{cid}.abc123.tmp").write_bytes(PNG[:100])  # a write cut short by SIGKILL
     assert store.get_sync(cid) is None
     assert store.put_sync(PNG, content_type="image/png") == cid
     pinned = store.get_sync(cid)
