@@ -114,6 +114,25 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> None:
     print(asyncio.run(_new_key(settings.redis_url, args.tenant)))
 
 
+def cmd_verify(settings: Settings, args: argparse.Namespace) -> None:
+    import json
+
+    from api.collections import load_collections
+    from api.verify import verify_token
+
+    if not (settings.rpc_url and settings.contract_address):
+        raise SystemExit("verify needs PERSONAMINT_RPC_URL and PERSONAMINT_CONTRACT_ADDRESS")
+    gateway = args.gateway or settings.public_url or f"http://{settings.host}:{settings.port}"
+    report = asyncio.run(
+        verify_token(
+            rpc_url=settings.rpc_url, contract_address=settings.contract_address, token_id=args.token_id,
+            gateway_url=gateway, collections=load_collections(settings.collections_dir),
+        )
+    )
+    print(json.dumps(report.to_dict(), indent=2))
+    raise SystemExit(0 if report.ok else 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="personamint", description="Personalized NFT minting service.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--out", default="demo-out", help="folder for the gallery and images")
     demo.add_argument("--serve", action="store_true", help="keep the service up afterwards")
     demo.add_argument("--wallets", default="all", help="comma-separated archetypes, or 'all'")
+    verify = sub.add_parser("verify", help="re-render a token from its metadata and compare pixels")
+    verify.add_argument("token_id", type=int)
+    verify.add_argument("--gateway", help="IPFS gateway base URL (default: this service)")
     keys = sub.add_parser("keys", help="create an API key for a tenant")
     keys.add_argument("tenant")
     args = parser.parse_args(argv)
@@ -138,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         "serve": lambda: cmd_serve(settings, args),
         "demo": lambda: cmd_demo(settings, args),
         "keys": lambda: cmd_keys(settings, args),
+        "verify": lambda: cmd_verify(settings, args),
     }
     handlers[args.command]()
 

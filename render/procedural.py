@@ -625,7 +625,8 @@ def _motif_constellation(cv: _Canvas, rng: np.random.Generator, st: _Style) -> _
     bx, by = _unit_vector(rng)
     band = np.abs((u * _F32(bx))[None, :] + (v * _F32(by))[:, None] + (nebula - _F32(0.5)) * _F32(0.6))
     milky = _F32(1.0) / (_F32(1.0) + band * band * _F32(9.0))
-    tone = _smoothstep(0.35, 0.9, nebula) * _F32(0.25) + milky * nebula * _F32(0.35)
+    # Mid-range tone: paper media show a pale sky, light media a faint nebula.
+    tone = _F32(0.38) + _smoothstep(0.35, 0.9, nebula) * _F32(0.22) + milky * nebula * _F32(0.3)
     line = np.zeros((cv.h, cv.w), dtype=_F32)
     accent = np.zeros((cv.h, cv.w), dtype=_F32)
     n_stars = 9 + 6 * c
@@ -1032,7 +1033,8 @@ def _medium_risograph(layers: _Layers, pal: _Palette, cv: _Canvas, rng: np.rando
 
 def _medium_neon(layers: _Layers, pal: _Palette, cv: _Canvas, rng: np.random.Generator, st: _Style) -> np.ndarray:
     """Glass tubes at night: dark ground, saturated light with a hot core and wide halo."""
-    ground_rgb = color.scale(pal.darkest, 0.35)
+    # Night, not void: a floor under the ground keeps the sky readable (and the gate happy).
+    ground_rgb = color.mix(color.scale(pal.darkest, 0.35), color.scale(pal.vivid[0], 0.16), 0.5)
     tubes = [color.with_hls(c, lightness=0.58, s=1.0) for c in pal.vivid[: max(2, len(pal.vivid) - 1)]]
     lut = _ramp(tubes)
     hue = _map_lut(lut, layers.flow if layers.flow is not None else layers.tone)
@@ -1100,7 +1102,7 @@ def _medium_oil(layers: _Layers, pal: _Palette, cv: _Canvas, rng: np.random.Gene
     bristle = _wave(g * _F32(7.0)) * _F32(0.2)
     height = np.sqrt(profile) + bristle
     gx, gy = _gradient(height, 1.0)
-    relief = (gx + gy) * _F32(-0.35 * cv.scale)
+    relief = (gx + gy) * _F32(-2.5 * cv.scale)
     relief = np.clip(relief, -0.3, 0.3)
     rgb *= (_F32(1.0) + relief)[None]
     spec = np.clip(relief - _F32(0.12), 0.0, 1.0)
@@ -1123,6 +1125,12 @@ _MEDIUM_FNS: dict[str, Callable[[_Layers, _Palette, _Canvas, np.random.Generator
 # --------------------------------------------------------------------------- finish
 
 
+def _contrast(rgb: np.ndarray, amount: float) -> np.ndarray:
+    """S-curve through (0, 0), (0.5, 0.5), (1, 1): contrast without clipping the ends."""
+    k = _F32(max(-0.9, min(0.9, 2.0 * (amount - 1.0))) * 2.0)
+    return rgb + k * rgb * (_F32(1.0) - rgb) * (rgb - _F32(0.5))
+
+
 def _finish(
     rgb: np.ndarray, layers: _Layers, pal: _Palette, cv: _Canvas, rng: np.random.Generator, st: _Style
 ) -> np.ndarray:
@@ -1130,7 +1138,7 @@ def _finish(
     mood = pal.mood
     if layers.shade is not None and st.medium not in ("neon", "blueprint"):
         rgb = rgb * layers.shade[None]
-    rgb = (rgb - _F32(0.5)) * _F32(mood.contrast) + _F32(0.5)
+    rgb = _contrast(np.clip(rgb, 0.0, 1.0), mood.contrast)
     if mood.bloom > 0:
         lum = rgb[0] * _F32(0.2126) + rgb[1] * _F32(0.7152) + rgb[2] * _F32(0.0722)
         glow = _blur(np.clip(lum - _F32(0.55), 0.0, 1.0), max(2, round(12 * cv.scale)))

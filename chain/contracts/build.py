@@ -1,8 +1,10 @@
-"""Compile PersonaMint.sol with the pinned npm solc; write or check the committed artifact.
+"""Compile the contracts with the pinned npm solc; write or check the committed artifacts.
 
-Usage: `python -m chain.contracts.build` rewrites PersonaMint.json; `--check` recompiles
-and exits 1 if the committed abi/bytecode/deployedBytecode differ. Needs node and
-`npm ci` at the repository root; the service itself only reads the committed JSON.
+Two targets: PersonaMint.sol → PersonaMint.json (what the service deploys) and the demo
+sample contracts in samples/ → samples/Samples.json (what `api.seed` deploys).
+Usage: `python -m chain.contracts.build` rewrites both; `--check` recompiles and exits 1
+if a committed abi/bytecode/deployedBytecode differs. Needs node and `npm ci` at the
+repository root; the service itself only reads the committed JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
 }
 
+# Demo contracts, one artifact for all of them; compiled with the same SETTINGS.
+SAMPLE_CONTRACTS = ("DemoToken", "DemoCollection", "DemoItems", "DemoDex")
+SAMPLES_PACKAGE = "chain.contracts.samples"
+SAMPLES_ARTIFACT_NAME = "Samples.json"
+
 _CONTRACTS_DIR = Path(__file__).resolve().parent
+SAMPLES_DIR = _CONTRACTS_DIR / "samples"
 PROJECT_ROOT = _CONTRACTS_DIR.parent.parent
 _NPM_HINT = "run `npm ci` in the repository root"
 
@@ -54,20 +62,16 @@ process.stdout.write(JSON.stringify({ version: solc.version(), output: output })
 """
 
 
-def _standard_json_input(source: str) -> dict[str, Any]:
+def _standard_json_input(sources: dict[str, str], selection: dict[str, list[str]]) -> dict[str, Any]:
+    """solc input for `sources` (unit name → text), asking outputs for `selection` (unit → contracts)."""
+    wanted = ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]
     return {
         "language": "Solidity",
-        "sources": {SOURCE_NAME: {"content": source}},
+        "sources": {unit: {"content": text} for unit, text in sources.items()},
         "settings": {
             **SETTINGS,
             "outputSelection": {
-                SOURCE_NAME: {
-                    CONTRACT_NAME: [
-                        "abi",
-                        "evm.bytecode.object",
-                        "evm.deployedBytecode.object",
-                    ]
-                }
+                unit: {contract: list(wanted) for contract in contracts} for unit, contracts in selection.items()
             },
         },
     }
@@ -83,12 +87,12 @@ def _require_toolchain(project_root: Path) -> str:
     return node
 
 
-def _run_solc(project_root: Path, source: str) -> tuple[str, dict[str, Any]]:
+def _run_solc(project_root: Path, solc_input: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     node = _require_toolchain(project_root)
     try:
         completed = subprocess.run(
             [node, "-e", _NODE_COMPILER],
-            input=json.dumps(_standard_json_input(source)),
+            input=json.dumps(solc_input),
             capture_output=True,
             text=True,
             cwd=project_root,
@@ -104,23 +108,64 @@ def _run_solc(project_root: Path, source: str) -> tuple[str, dict[str, Any]]:
     return result["version"], result["output"]
 
 
-def _compile(project_root: Path) -> tuple[dict[str, Any], list[str]]:
-    source = (_CONTRACTS_DIR / SOURCE_NAME).read_text(encoding="utf-8")
-    version, output = _run_solc(project_root, source)
+def _solc_outputs(
+    project_root: Path, sources: dict[str, str], selection: dict[str, list[str]]
+) -> tuple[str, dict[str, Any], list[str]]:
+    """(solc version, compiled contracts by unit, warnings); raises CompileError on errors."""
+    version, output = _run_solc(project_root, _standard_json_input(sources, selection))
     diagnostics = output.get("errors", [])
     errors = [d["formattedMessage"] for d in diagnostics if d.get("severity") == "error"]
     if errors:
         raise CompileError("solc failed:\n" + "\n".join(errors))
     warnings = [d["formattedMessage"] for d in diagnostics if d.get("severity") != "error"]
-    compiled = output["contracts"][SOURCE_NAME][CONTRACT_NAME]
+    return version, output["contracts"], warnings
+
+
+def _code_fields(compiled: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "abi": compiled["abi"],
+        "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
+        "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
+    }
+
+
+def _compile(project_root: Path) -> tuple[dict[str, Any], list[str]]:
+    source = (_CONTRACTS_DIR / SOURCE_NAME).read_text(encoding="utf-8")
+    version, contracts, warnings = _solc_outputs(
+        project_root, {SOURCE_NAME: source}, {SOURCE_NAME: [CONTRACT_NAME]}
+    )
     artifact = {
         "contractName": CONTRACT_NAME,
         "sourceName": SOURCE_NAME,
         "compiler": {"name": "solc", "version": version},
         "settings": SETTINGS,
-        "abi": compiled["abi"],
-        "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
-        "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
+        **_code_fields(contracts[SOURCE_NAME][CONTRACT_NAME]),
+    }
+    return artifact, warnings
+
+
+def _sample_source_name(contract: str) -> str:
+    # Relative unit names, like PersonaMint.sol's, keep the metadata hash checkout-independent.
+    return f"samples/{contract}.sol"
+
+
+def _compile_samples(project_root: Path) -> tuple[dict[str, Any], list[str]]:
+    sources = {
+        _sample_source_name(name): (SAMPLES_DIR / f"{name}.sol").read_text(encoding="utf-8")
+        for name in SAMPLE_CONTRACTS
+    }
+    selection = {_sample_source_name(name): [name] for name in SAMPLE_CONTRACTS}
+    version, contracts, warnings = _solc_outputs(project_root, sources, selection)
+    artifact = {
+        "compiler": {"name": "solc", "version": version},
+        "settings": SETTINGS,
+        "contracts": {
+            name: {
+                "sourceName": _sample_source_name(name),
+                **_code_fields(contracts[_sample_source_name(name)][name]),
+            }
+            for name in SAMPLE_CONTRACTS
+        },
     }
     return artifact, warnings
 
@@ -128,6 +173,12 @@ def _compile(project_root: Path) -> tuple[dict[str, Any], list[str]]:
 def compile_contract(project_root: Path | None = None) -> dict[str, Any]:
     """Compile PersonaMint.sol and return the artifact dict (needs node + `npm ci`)."""
     artifact, _ = _compile(project_root or PROJECT_ROOT)
+    return artifact
+
+
+def compile_samples(project_root: Path | None = None) -> dict[str, Any]:
+    """Compile the sample contracts in samples/ into one artifact dict (needs node + `npm ci`)."""
+    artifact, _ = _compile_samples(project_root or PROJECT_ROOT)
     return artifact
 
 
@@ -152,44 +203,76 @@ def artifact_differences(committed: dict[str, Any], fresh: dict[str, Any]) -> li
     return [field for field in CHECKED_FIELDS if committed.get(field) != fresh.get(field)]
 
 
+@functools.cache
+def _samples_text() -> str:
+    return resources.files(SAMPLES_PACKAGE).joinpath(SAMPLES_ARTIFACT_NAME).read_text(encoding="utf-8")
+
+
+def load_samples_artifact() -> dict[str, Any]:
+    """The committed sample-contracts artifact (a fresh dict per call; callers may mutate it)."""
+    artifact: dict[str, Any] = json.loads(_samples_text())
+    return artifact
+
+
+def samples_differences(committed: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
+    """`Contract.field` for each checked field that differs, and each contract added or removed."""
+    old, new = committed.get("contracts", {}), fresh.get("contracts", {})
+    stale = [f"{name} (missing)" for name in sorted(set(old) ^ set(new))]
+    for name in sorted(set(old) & set(new)):
+        stale += [f"{name}.{field}" for field in artifact_differences(old[name], new[name])]
+    return stale
+
+
+def _check(path: Path, stale: list[str], version: str) -> int:
+    if stale:
+        print(
+            f"{path.name} is stale ({', '.join(stale)} differ); "
+            "run python -m chain.contracts.build and commit the result",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{path.name} is up to date (solc {version})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chain.contracts.build", description=__doc__)
     parser.add_argument(
         "--check",
         action="store_true",
-        help="recompile and fail if the committed artifact is stale",
+        help="recompile and fail if a committed artifact is stale",
     )
     options = parser.parse_args(argv)
     artifact_path = _CONTRACTS_DIR / ARTIFACT_NAME
+    samples_path = SAMPLES_DIR / SAMPLES_ARTIFACT_NAME
     try:
         artifact, warnings = _compile(PROJECT_ROOT)
+        samples, sample_warnings = _compile_samples(PROJECT_ROOT)
     except CompileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for warning in warnings:
+    for warning in warnings + sample_warnings:
         print(warning, file=sys.stderr)
     version = artifact["compiler"]["version"]
     if options.check:
-        if not artifact_path.is_file():
-            print(
-                f"{artifact_path} missing; run python -m chain.contracts.build",
-                file=sys.stderr,
-            )
+        missing = [path for path in (artifact_path, samples_path) if not path.is_file()]
+        for path in missing:
+            print(f"{path} missing; run python -m chain.contracts.build", file=sys.stderr)
+        if missing:
             return 1
         committed = json.loads(artifact_path.read_text(encoding="utf-8"))
-        stale = artifact_differences(committed, artifact)
-        if stale:
-            print(
-                f"{artifact_path.name} is stale ({', '.join(stale)} differ); "
-                "run python -m chain.contracts.build and commit the result",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{artifact_path.name} is up to date (solc {version})")
-        return 0
+        committed_samples = json.loads(samples_path.read_text(encoding="utf-8"))
+        # Run both checks so one report names every stale artifact.
+        results = [
+            _check(artifact_path, artifact_differences(committed, artifact), version),
+            _check(samples_path, samples_differences(committed_samples, samples), version),
+        ]
+        return max(results)
     artifact_path.write_text(render_artifact(artifact), encoding="utf-8")
     size = (len(artifact["deployedBytecode"]) - 2) // 2
     print(f"wrote {artifact_path} (runtime {size} bytes, solc {version})")
+    samples_path.write_text(render_artifact(samples), encoding="utf-8")
+    print(f"wrote {samples_path} ({', '.join(SAMPLE_CONTRACTS)}, solc {version})")
     return 0
 
 

@@ -111,3 +111,39 @@ def test_editions_count_per_recipient_and_seed_differs(stack: Stack) -> None:
     assert second["profile"]["erc721_transfers"] == 1
     assert second["profile"]["nfts_held"] == 1
     assert first["image_uri"] != second["image_uri"]
+
+
+def test_verify_rerenders_a_minted_token(stack: Stack) -> None:
+    from api.collections import load_collections
+    from api.settings import PROJECT_ROOT
+    from api.verify import verify_token
+
+    with stack.client() as client:
+        done = wait_for(client, client.post("/v1/mints", json={"recipient": Account.create().address}).json()["id"])
+    report = asyncio.run(
+        verify_token(
+            rpc_url=stack.anvil.url, contract_address=stack.contract_address, token_id=done["token_id"],
+            gateway_url=stack.base_url, collections=load_collections(PROJECT_ROOT / "collections"),
+        )
+    )
+    assert report.ok, report
+    assert report.checks == {
+        "metadata_cid": True, "image_cid": True, "image_sha256": True, "params_sha256": True, "rerender_pixels": True,
+    }
+    # A tampered collection (another palette under the same name) no longer reproduces the pixels.
+    collections = load_collections(PROJECT_ROOT / "collections")
+    dna = collections["default"]
+    palette = done["style"]["palette"]
+    tampered = dict(dna.palettes)
+    tampered[palette] = tuple(reversed(tampered[palette]))
+    import dataclasses
+
+    collections["default"] = dataclasses.replace(dna, palettes=tampered)
+    bad = asyncio.run(
+        verify_token(
+            rpc_url=stack.anvil.url, contract_address=stack.contract_address, token_id=done["token_id"],
+            gateway_url=stack.base_url, collections=collections,
+        )
+    )
+    assert not bad.ok
+    assert bad.checks["rerender_pixels"] is False
