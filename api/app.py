@@ -1,25 +1,90 @@
-"""The Litestar app: routes, error handlers and the lifespan that owns the clients."""
+"""The Litestar app: routes, guards, error handlers and the lifespan that owns the clients."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
+import msgspec
+from eth_account import Account
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Parameter
+from litestar.response import ServerSentEvent
 
-from api.auth import Caller, authenticate
+from api.auth import Authenticator, Caller, caller_of, requires
 from api.errors import EXCEPTION_HANDLERS, ApiError
-from api.jobs import Job
+from api.events import job_events, parse_last_event_id
+from api.idempotency import IdempotencyStore
+from api.jobs import TERMINAL, Job
+from api.metrics import SKIP_OPT, Metrics, RequestMiddleware, content_type
+from api.previews import PreviewDeps, PreviewService
 from api.queue import enqueue_pipeline
-from api.schemas import Health, JobError, Links, MintAccepted, MintRequest, MintStatus
-from api.services import Core
+from api.ratelimit import Limit, RateLimiter
+from api.schemas import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryList,
+    Health,
+    JobError,
+    Links,
+    MintAccepted,
+    MintRequest,
+    MintStatus,
+    Nonce,
+    PreviewRequest,
+    Problem,
+    ProfileView,
+    Ready,
+    SessionView,
+    SiweRequest,
+    WebhookAccepted,
+)
+from api.services import Core, load_registry
 from api.settings import Settings
+from api.siwe import SiwePolicy, SiweService
 from api.validation import check_context, parse_idempotency_key, parse_recipient
+from api.webhooks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    DeliveryStore,
+    RetryPolicy,
+    WebhookDeliverer,
+    inbound_dedup_key,
+    parse_inbound,
+    set_endpoint,
+    verify_signature,
+)
 from chain.ipfs import is_cid
+from personalization.orchestrator.rule_based import RuleBasedOrchestrator
+from personalization.rpc import JsonRpcClient
+
+log = logging.getLogger("personamint.api")
+
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(
+        header="Idempotency-Key",
+        required=False,
+        description="Same key + same body → the same result; same key + another body → 409. Kept 24 h.",
+    ),
+]
+_JOB_ID_MAX = 64
+_DELIVERY_ID_MAX = 80
+
+
+def _problems(*statuses: int) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(data_container=Problem, media_type="application/problem+json", description="Problem")
+        for status in statuses
+    }
 
 
 def _core(state: State) -> Core:
@@ -27,8 +92,9 @@ def _core(state: State) -> Core:
     return core
 
 
-async def _caller(request: Request[Any, Any, Any], state: State) -> Caller:
-    return await authenticate(_core(state).redis, request.headers.get("authorization"))
+def _metrics(state: State) -> Metrics:
+    metrics: Metrics = state.metrics
+    return metrics
 
 
 def _links(job_id: str) -> Links:
@@ -69,52 +135,430 @@ def _status_view(job: Job, public_url: str) -> MintStatus:
     return view
 
 
-@post("/v1/mints", status_code=202, summary="Accept a personalized mint")
-async def create_mint(
-    request: Request[Any, Any, Any],
+def _valid_id(value: str, limit: int, extra: str = "") -> bool:
+    return 0 < len(value) <= limit and all(c.isascii() and (c.isalnum() or c in extra) for c in value)
+
+
+async def _owned_job(core: Core, caller: Caller, job_id: str) -> Job:
+    job = await core.jobs.get(job_id) if _valid_id(job_id, _JOB_ID_MAX) else None
+    if job is None or job.tenant != caller.tenant:
+        raise ApiError(404, "job_not_found", f"no mint {job_id[:80]!r}")
+    return job
+
+
+async def accept_mint(
     state: State,
-    data: MintRequest,
-    idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key", required=False)] = None,
-) -> Response[MintAccepted]:
-    caller = await _caller(request, state)
+    caller: Caller,
+    *,
+    recipient_raw: Any,
+    collection: str,
+    context: dict[str, Any],
+    idempotency_key: str | None,
+) -> tuple[MintAccepted, bool]:
+    """Validate, limit, accept and enqueue one mint; returns (body, replayed). Shared by API and webhooks."""
     core = _core(state)
-    recipient = parse_recipient(data.recipient)
-    if data.collection not in core.collections:
-        raise ApiError(404, "unknown_collection", f"collection {data.collection!r} does not exist")
-    key = parse_idempotency_key(idempotency_key)
+    settings = core.settings
+    if not isinstance(recipient_raw, str):
+        raise ApiError(400, "invalid_address", "recipient must be a 0x address string")
+    recipient = parse_recipient(recipient_raw)
+    if collection not in core.collections:
+        raise ApiError(404, "unknown_collection", f"collection {collection!r} does not exist")
+    caller.require_collection(collection)
+    if caller.address is not None and recipient != caller.address:
+        raise ApiError(403, "recipient_not_allowed", "a wallet session may only mint to its own address")
     accepted = await core.jobs.accept(
         tenant=caller.tenant,
         recipient=recipient,
-        collection=data.collection,
-        context=check_context(data.context),
-        idempotency_key=key,
+        collection=collection,
+        context=check_context(context),
+        idempotency_key=idempotency_key,
+        recipient_limit=state.recipient_limit,
+        cap=settings.wallet_caps.get(collection, 0),
     )
+    metrics = _metrics(state)
+    metrics.mints.labels(accepted.outcome).inc()
     if accepted.outcome == "conflict":
         raise ApiError(
             409, "idempotency_conflict", "this Idempotency-Key was used with a different body", job_id=accepted.job_id
         )
-    job = await core.jobs.get(accepted.job_id)
-    assert job is not None
-    if job.status not in ("confirmed", "failed"):
-        # Re-enqueueing a live job is a no-op (keyed); re-enqueueing a stalled one revives it.
-        await enqueue_pipeline(core.pipeline_queue, core.settings, job.id)
-    headers = {"Location": f"/v1/mints/{job.id}"}
+    if accepted.outcome == "rate_limited":
+        metrics.rate_limited.labels("recipient").inc()
+        retry = max(1, int(accepted.retry_after_s + 0.999))
+        raise ApiError(
+            429,
+            "recipient_rate_limited",
+            "too many mints for this recipient; retry later",
+            headers={"Retry-After": str(retry)},
+            retry_after_s=round(accepted.retry_after_s, 3),
+        )
+    if accepted.outcome == "cap_reached":
+        raise ApiError(
+            409,
+            "mint_cap_reached",
+            f"this wallet already has the most mints collection {collection!r} allows ({accepted.cap})",
+            cap=accepted.cap,
+        )
+    status = "queued"
     if accepted.outcome == "existing":
+        job = await core.jobs.get(accepted.job_id)
+        if job is None:  # Records expire long after idempotency keys; treat as gone.
+            raise ApiError(409, "idempotency_conflict", "this Idempotency-Key's job no longer exists")
+        status = job.status
+    if status not in TERMINAL:
+        # Re-enqueueing a live job is a no-op (keyed); re-enqueueing a stalled one revives it.
+        await enqueue_pipeline(core.pipeline_queue, settings, accepted.job_id)
+    log.info("mint %s %s", accepted.outcome, accepted.job_id, extra={"job_id": accepted.job_id})
+    return MintAccepted(id=accepted.job_id, status=status, links=_links(accepted.job_id)), (
+        accepted.outcome == "existing"
+    )
+
+
+# --- mints -----------------------------------------------------------------------------------
+
+
+@post(
+    "/v1/mints",
+    status_code=202,
+    summary="Accept a personalized mint",
+    guards=[requires("mint")],
+    responses=_problems(400, 401, 403, 404, 409, 413, 429, 503),
+    security=[{"bearer": []}],
+)
+async def create_mint(
+    request: Request[Any, Any, Any], state: State, data: MintRequest, idempotency_key: IdempotencyKey = None
+) -> Response[MintAccepted]:
+    key = parse_idempotency_key(idempotency_key)
+    body, replayed = await accept_mint(
+        state,
+        caller_of(request),
+        recipient_raw=data.recipient,
+        collection=data.collection,
+        context=data.context,
+        idempotency_key=key,
+    )
+    headers = {"Location": body.links.self}
+    if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(MintAccepted(id=job.id, status=job.status, links=_links(job.id)), status_code=202, headers=headers)
+    return Response(body, status_code=202, headers=headers)
 
 
-@get("/v1/mints/{job_id:str}", summary="A mint's status")
+@get(
+    "/v1/mints/{job_id:str}",
+    summary="A mint's status",
+    guards=[requires("read")],
+    responses=_problems(401, 403, 404, 429),
+    security=[{"bearer": []}],
+)
 async def get_mint(request: Request[Any, Any, Any], state: State, job_id: str) -> MintStatus:
-    caller = await _caller(request, state)
-    core = _core(state)
-    job = await core.jobs.get(job_id) if len(job_id) <= 64 and job_id.isalnum() else None
-    if job is None or job.tenant != caller.tenant:
-        raise ApiError(404, "job_not_found", f"no mint {job_id!r}")
+    job = await _owned_job(_core(state), caller_of(request), job_id)
     return _status_view(job, state.public_url)
 
 
-@get("/ipfs/{cid:str}", summary="IPFS gateway for pinned content", include_in_schema=True)
+@get(
+    "/v1/mints/{job_id:str}/events",
+    summary="Live progress (server-sent events); reconnect with Last-Event-ID to resume",
+    guards=[requires("read")],
+    responses=_problems(400, 401, 403, 404, 429),
+    security=[{"bearer": []}],
+)
+async def mint_events(
+    request: Request[Any, Any, Any],
+    state: State,
+    job_id: str,
+    last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID", required=False)] = None,
+) -> ServerSentEvent:
+    after = parse_last_event_id(last_event_id)
+    await _owned_job(_core(state), caller_of(request), job_id)
+    metrics = _metrics(state)
+    redis = _core(state).redis
+
+    async def stream() -> AsyncIterator[Any]:
+        metrics.sse_streams.inc()
+        try:
+            async for message in job_events(redis, job_id, after):
+                yield message
+        finally:
+            metrics.sse_streams.dec()
+
+    return ServerSentEvent(stream(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# --- previews and profiles -----------------------------------------------------------------
+
+
+@post(
+    "/v1/previews",
+    status_code=200,
+    summary="Render the image the recipient's next mint will get, without minting",
+    guards=[requires("preview")],
+    responses=_problems(400, 401, 403, 404, 409, 413, 429, 503),
+    security=[{"bearer": []}],
+)
+async def create_preview(
+    request: Request[Any, Any, Any], state: State, data: PreviewRequest, idempotency_key: IdempotencyKey = None
+) -> Response[Any]:
+    caller = caller_of(request)
+    key = parse_idempotency_key(idempotency_key)
+    recipient = parse_recipient(data.recipient)
+    core = _core(state)
+    if data.collection not in core.collections:
+        raise ApiError(404, "unknown_collection", f"collection {data.collection!r} does not exist")
+    caller.require_collection(data.collection)
+    context = check_context(data.context)
+    previews: PreviewService = state.previews
+
+    async def produce() -> tuple[int, Any]:
+        view = await previews.preview(recipient, data.collection, context)
+        _metrics(state).previews.labels(str(view["cached"]).lower()).inc()
+        return 200, view
+
+    payload = {"recipient": recipient, "collection": data.collection, "context": context}
+    idem: IdempotencyStore = state.idempotency
+    return await idem.run(operation="preview", caller=caller.tenant, key=key, payload=payload, produce=produce)
+
+
+@get(
+    "/v1/previews/{preview_id:str}/image",
+    summary="A preview's PNG (an unguessable, expiring link)",
+    responses=_problems(404),
+    media_type="image/png",
+)
+async def preview_image(state: State, preview_id: str) -> Response[bytes]:
+    previews: PreviewService = state.previews
+    png = await previews.image(preview_id) if _valid_id(preview_id, 64, "-_") else None
+    if png is None:
+        raise ApiError(404, "preview_not_found", "no such preview (they expire)")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+
+
+@get(
+    "/v1/profiles/{address:str}",
+    summary="A wallet's profile and the style it gets in a collection",
+    guards=[requires("read")],
+    responses=_problems(400, 401, 403, 404, 429, 503),
+    security=[{"bearer": []}],
+)
+async def get_profile(
+    request: Request[Any, Any, Any],
+    state: State,
+    address: str,
+    collection: Annotated[str, Parameter(query="collection", max_length=64)] = "default",
+) -> ProfileView:
+    wallet = parse_recipient(address)
+    core = _core(state)
+    if collection not in core.collections:
+        raise ApiError(404, "unknown_collection", f"collection {collection!r} does not exist")
+    caller_of(request).require_collection(collection)
+    cache_key = f"pm:cache:profile-view:{collection}:{wallet.lower()}"
+    cached = await core.redis.get(cache_key)
+    if cached is not None:
+        view = msgspec.json.decode(cached, type=ProfileView)
+        view.cached = True
+        return view
+    previews: PreviewService = state.previews
+    found = await previews.profile_and_style(wallet, collection)
+    view = ProfileView(**found)
+    await core.redis.set(cache_key, msgspec.json.encode(view), ex=core.settings.preview_cache_ttl_s)
+    return view
+
+
+# --- sign-in with Ethereum -----------------------------------------------------------------
+
+
+@get("/v1/auth/nonce", summary="A single-use nonce for a Sign-In with Ethereum message")
+async def siwe_nonce(state: State) -> Nonce:
+    siwe: SiweService = state.siwe
+    nonce, expires_at = await siwe.new_nonce()
+    return Nonce(
+        nonce=nonce,
+        expires_at=expires_at,
+        domain=siwe.policy.domain,
+        uri=siwe.policy.uri,
+        chain_id=siwe.policy.chain_id,
+    )
+
+
+@post(
+    "/v1/auth/siwe",
+    status_code=201,
+    summary="Exchange a signed EIP-4361 message for a session token",
+    description=(
+        "The nonce makes this request single-use: an Idempotency-Key is accepted but a replay is "
+        "refused (replaying a sign-in would hand out a second session)."
+    ),
+    responses=_problems(400, 401, 413, 429),
+)
+async def siwe_sign_in(state: State, data: SiweRequest, idempotency_key: IdempotencyKey = None) -> SessionView:
+    parse_idempotency_key(idempotency_key)
+    siwe: SiweService = state.siwe
+    session = await siwe.sign_in(data.message, data.signature)
+    return SessionView(
+        token=session.token,
+        token_type="Bearer",
+        address=session.address,
+        expires_at=session.expires_at,
+        tenant=f"wallet:{session.address}",
+    )
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+@post(
+    "/v1/webhooks/{source:str}",
+    status_code=202,
+    summary="Inbound reward webhook: a signed event becomes a mint",
+    description=(
+        f"Signed with {SIGNATURE_HEADER}: v1=<hex HMAC-SHA256(secret, '<timestamp>.' + body)> and "
+        f"{TIMESTAMP_HEADER}: <unix seconds>. Body: {{'id', 'type', 'data'}}; the event id is the "
+        "idempotency key (a replayed id is refused with 409)."
+    ),
+    responses=_problems(400, 401, 404, 409, 413, 429, 503),
+)
+async def inbound_webhook(request: Request[Any, Any, Any], state: State, source: str) -> Response[WebhookAccepted]:
+    settings: Settings = _core(state).settings
+    config = settings.webhook_sources.get(source)
+    metrics = _metrics(state)
+    if config is None:
+        raise ApiError(404, "unknown_webhook_source", "no webhook source by that name")
+    body = await request.body()
+    verify_signature(
+        config.secret.get_secret_value(),
+        request.headers.get(TIMESTAMP_HEADER),
+        request.headers.get(SIGNATURE_HEADER),
+        body,
+        tolerance_s=config.tolerance_s,
+        now=time.time(),
+    )
+    limiter: RateLimiter = state.limiter
+    decision = await limiter.hit((f"source:{source}", state.key_limit))
+    if not decision.allowed:
+        metrics.rate_limited.labels("source").inc()
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many events from this source",
+            headers={"Retry-After": decision.retry_after_header},
+        )
+    event = parse_inbound(config, body)
+    if not event.mapped:
+        metrics.webhooks_in.labels(source, "ignored").inc()
+        return Response(WebhookAccepted(event_id=event.event_id, status="ignored"), status_code=200)
+    redis = _core(state).redis
+    dedup_key = inbound_dedup_key(source, event.event_id)
+    if await redis.exists(dedup_key):
+        metrics.webhooks_in.labels(source, "replayed").inc()
+        raise ApiError(409, "webhook_replayed", "this event id was already received", event_id=event.event_id)
+    caller = Caller(tenant=config.tenant, key_id=f"webhook:{source}", kind="webhook")
+    mint, replayed = await accept_mint(
+        state,
+        caller,
+        recipient_raw=event.recipient,
+        collection=event.collection,
+        context=event.context or {},
+        idempotency_key=f"webhook:{source}:{event.event_id}"[:255],
+    )
+    await redis.set(dedup_key, mint.id, ex=86400 * 7)
+    if replayed:
+        metrics.webhooks_in.labels(source, "replayed").inc()
+        raise ApiError(409, "webhook_replayed", "this event id was already received", event_id=event.event_id)
+    metrics.webhooks_in.labels(source, "accepted").inc()
+    return Response(WebhookAccepted(event_id=event.event_id, status="accepted", mint=mint), status_code=202)
+
+
+def _delivery_view(record: dict[str, Any]) -> Delivery:
+    def number(name: str) -> float | None:
+        value = record.get(name)
+        return float(value) if value not in (None, "") else None
+
+    history = record.get("history")
+    return Delivery(
+        id=record["id"],
+        event_id=record["event_id"],
+        type=record["type"],
+        job_id=record["job_id"],
+        state=record["state"],
+        attempts=int(record.get("attempts", 0)),
+        created_at=float(record["created_at"]),
+        next_at=number("next_at") if record["state"] == "pending" else None,
+        last_status=int(record["last_status"]) if record.get("last_status") else None,
+        last_error=record.get("last_error"),
+        delivered_at=number("delivered_at"),
+        history=[DeliveryAttempt(**h) for h in history] if history is not None else None,
+    )
+
+
+@get(
+    "/v1/webhook-deliveries",
+    summary="Outbound status webhooks for this tenant (state=dead lists the dead letters)",
+    guards=[requires("read")],
+    responses=_problems(400, 401, 403, 429),
+    security=[{"bearer": []}],
+)
+async def list_deliveries(
+    request: Request[Any, Any, Any],
+    state: State,
+    delivery_state: Annotated[str | None, Parameter(query="state", required=False)] = None,
+    limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 50,
+) -> DeliveryList:
+    if delivery_state is not None and delivery_state not in ("pending", "delivered", "dead"):
+        raise ApiError(400, "invalid_request", "state must be pending, delivered or dead")
+    store: DeliveryStore = state.deliveries
+    records = await store.list(caller_of(request).tenant, delivery_state, limit)
+    return DeliveryList(deliveries=[_delivery_view(r) for r in records])
+
+
+async def _owned_delivery(state: State, caller: Caller, delivery_id: str) -> dict[str, Any]:
+    store: DeliveryStore = state.deliveries
+    record = await store.get(delivery_id) if _valid_id(delivery_id, _DELIVERY_ID_MAX, ".") else None
+    if record is None or record.get("tenant") != caller.tenant:
+        raise ApiError(404, "delivery_not_found", "no such webhook delivery")
+    return record
+
+
+@get(
+    "/v1/webhook-deliveries/{delivery_id:str}",
+    summary="One outbound webhook delivery with every attempt",
+    guards=[requires("read")],
+    responses=_problems(401, 403, 404, 429),
+    security=[{"bearer": []}],
+)
+async def get_delivery(request: Request[Any, Any, Any], state: State, delivery_id: str) -> Delivery:
+    return _delivery_view(await _owned_delivery(state, caller_of(request), delivery_id))
+
+
+@post(
+    "/v1/webhook-deliveries/{delivery_id:str}/retry",
+    status_code=202,
+    summary="Send a dead-lettered delivery again",
+    guards=[requires("mint")],
+    responses=_problems(401, 403, 404, 409, 429),
+    security=[{"bearer": []}],
+)
+async def retry_delivery(
+    request: Request[Any, Any, Any], state: State, delivery_id: str, idempotency_key: IdempotencyKey = None
+) -> Response[Any]:
+    caller = caller_of(request)
+    key = parse_idempotency_key(idempotency_key)
+    store: DeliveryStore = state.deliveries
+
+    async def produce() -> tuple[int, Any]:
+        record = await _owned_delivery(state, caller, delivery_id)
+        if record["state"] != "dead":
+            raise ApiError(409, "delivery_not_dead", f"the delivery is {record['state']}, not dead")
+        await store.redeliver(delivery_id)
+        return 202, _delivery_view({**record, "state": "pending", "attempts": 0, "history": None})
+
+    idem: IdempotencyStore = state.idempotency
+    return await idem.run(
+        operation="redeliver", caller=caller.tenant, key=key, payload={"delivery": delivery_id}, produce=produce
+    )
+
+
+# --- gateway, health, metrics --------------------------------------------------------------
+
+
+@get("/ipfs/{cid:str}", summary="IPFS gateway for pinned content", responses=_problems(400, 404))
 async def ipfs_gateway(state: State, cid: str) -> Response[bytes]:
     if not is_cid(cid):
         raise ApiError(400, "invalid_cid", "not a CID")
@@ -133,22 +577,201 @@ async def health() -> Health:
     return Health(status="ok")
 
 
+async def _check(name: str, probe: Any) -> tuple[str, dict[str, Any]]:
+    started = time.perf_counter()
+    try:
+        result: dict[str, Any] = await asyncio.wait_for(probe(), 3.0)
+    except Exception as exc:  # noqa: BLE001 - any failure is "not ready", reported by type
+        result = {"ok": False, "error": type(exc).__name__}
+    result["ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return name, result
+
+
+@get("/ready", summary="Readiness: Redis, chain, signer balance, queue depth", responses=_problems(503))
+async def ready(state: State) -> Response[Any]:
+    core = _core(state)
+    settings = core.settings
+    rpc: JsonRpcClient = state.rpc
+
+    async def redis_probe() -> dict[str, Any]:
+        return {"ok": bool(await core.redis.ping())}
+
+    async def chain_probe() -> dict[str, Any]:
+        chain_id = int(await rpc.call("eth_chainId"), 16)
+        ok = settings.chain_id is None or chain_id == settings.chain_id
+        return {"ok": ok, "chain_id": chain_id}
+
+    async def signer_probe() -> dict[str, Any]:
+        if state.signer_address is None:
+            return {"ok": True, "skipped": "no signer configured"}
+        balance = int(await rpc.call("eth_getBalance", [state.signer_address, "latest"]), 16)
+        return {"ok": balance >= settings.min_signer_balance_wei, "address": state.signer_address, "wei": str(balance)}
+
+    async def queue_probe() -> dict[str, Any]:
+        pipeline_depth = await core.pipeline_queue.count("queued")
+        mint_depth = await core.mint_queue.count("queued")
+        _metrics(state).queue_depth.labels("pipeline").set(pipeline_depth)
+        _metrics(state).queue_depth.labels("mint").set(mint_depth)
+        return {"ok": pipeline_depth + mint_depth <= settings.max_queue_depth, "pipeline": pipeline_depth,
+                "mint": mint_depth}  # fmt: skip
+
+    checks = dict(
+        await asyncio.gather(
+            _check("redis", redis_probe),
+            _check("chain", chain_probe),
+            _check("signer", signer_probe),
+            _check("queue", queue_probe),
+        )
+    )
+    if all(check["ok"] for check in checks.values()):
+        return Response(Ready(status="ready", checks=checks))
+    return Response(
+        {
+            "type": "https://personamint.dev/problems/not_ready",
+            "title": "not ready",
+            "status": 503,
+            "detail": "failing: " + ", ".join(name for name, check in checks.items() if not check["ok"]),
+            "code": "not_ready",
+            "checks": checks,
+        },
+        status_code=503,
+        media_type="application/problem+json",
+        headers={"Retry-After": "5"},
+    )
+
+
+@get("/metrics", summary="Prometheus metrics", include_in_schema=False, opt={SKIP_OPT: True})
+async def metrics_endpoint(state: State) -> Response[bytes]:
+    return Response(_metrics(state).render(), media_type=content_type())
+
+
+@get("/_bench/bare", include_in_schema=False, opt={SKIP_OPT: True})
+async def bench_bare() -> dict[str, str]:
+    """A route that does nothing: the benchmark's baseline for what the framework alone costs."""
+    return {"status": "ok"}
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+def _siwe_policy(settings: Settings, public_url: str) -> SiwePolicy:
+    uri = (settings.siwe_uri or public_url).rstrip("/")
+    domain = settings.siwe_domain or urlsplit(uri).netloc
+    return SiwePolicy(domain=domain, uri=uri, chain_id=settings.chain_id, clock_skew_s=settings.siwe_clock_skew_s)
+
+
 def create_app(settings: Settings) -> Litestar:
+    metrics = Metrics()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         core = Core.create(settings)
-        app.state.core = core
-        app.state.public_url = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+        state = app.state
+        state.core = core
+        state.metrics = metrics
+        state.public_url = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+        state.key_limit = Limit.per_minute(settings.key_rate_per_min, settings.key_burst)
+        state.recipient_limit = Limit.per_minute(settings.recipient_rate_per_min, settings.recipient_burst)
+        state.authenticator = Authenticator(core.redis, state.key_limit)
+        state.limiter = RateLimiter(core.redis)
+        state.idempotency = IdempotencyStore(core.redis)
+        state.deliveries = DeliveryStore(core.redis)
+        state.siwe = SiweService(
+            core.redis,
+            _siwe_policy(settings, state.public_url),
+            nonce_ttl_s=settings.siwe_nonce_ttl_s,
+            session_ttl_s=settings.siwe_session_ttl_s,
+        )
+        state.signer_address = (
+            Account.from_key(settings.signer_key.get_secret_value()).address if settings.signer_key else None
+        )
+        rpc = JsonRpcClient(settings.rpc_url or "http://127.0.0.1:8545", retries=1)
+        state.rpc = rpc
+        state.previews = PreviewService(
+            PreviewDeps(
+                redis=core.redis,
+                rpc=rpc,
+                registry=load_registry(settings),
+                collections=core.collections,
+                # Must match the worker's orchestrator, or previews would show another image.
+                orchestrator=RuleBasedOrchestrator(),
+                history_max_depth=settings.history_max_depth,
+                history_window=settings.history_window,
+                ttl_s=settings.preview_cache_ttl_s,
+                concurrency=settings.preview_concurrency,
+            )
+        )
+        for name, source in settings.webhook_sources.items():
+            if source.callback_url:
+                await set_endpoint(core.redis, source.tenant, source.callback_url, source.secret.get_secret_value())
+                log.info("status webhooks for source %s go to its callback URL", name)
+        deliverer: WebhookDeliverer | None = None
+        delivery_task: asyncio.Task[None] | None = None
+        if settings.webhook_delivery:
+            deliverer = WebhookDeliverer(
+                core.redis,
+                core.jobs,
+                RetryPolicy(
+                    max_attempts=settings.webhook_max_attempts,
+                    base_s=settings.webhook_backoff_base_s,
+                    max_s=settings.webhook_backoff_max_s,
+                    timeout_s=settings.webhook_timeout_s,
+                ),
+                poll_s=settings.webhook_poll_s,
+                on_outcome=lambda outcome: metrics.webhooks_out.labels(outcome).inc(),
+            )
+            delivery_task = asyncio.create_task(deliverer.run())
         try:
             yield
         finally:
+            if deliverer is not None and delivery_task is not None:
+                await deliverer.stop()
+                delivery_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await delivery_task
+            await rpc.aclose()
             await core.close()
 
+    handlers: list[Any] = [
+        create_mint,
+        get_mint,
+        mint_events,
+        create_preview,
+        preview_image,
+        get_profile,
+        siwe_nonce,
+        siwe_sign_in,
+        inbound_webhook,
+        list_deliveries,
+        get_delivery,
+        retry_delivery,
+        ipfs_gateway,
+        health,
+        ready,
+        metrics_endpoint,
+    ]
+    if settings.bench_routes:
+        handlers.append(bench_bare)
     return Litestar(
-        route_handlers=[create_mint, get_mint, ipfs_gateway, health],
+        route_handlers=handlers,
         lifespan=[lifespan],
+        middleware=[RequestMiddleware(metrics, log_requests=settings.log_requests)],
         exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,  # api.logging owns the handlers (JSON, redacted)
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Persona Mint", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Persona Mint",
+            version="0.2.0",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An API key (pm_…) or a SIWE session token (pms_…).",
+                    )
+                }
+            ),
+        ),
         debug=False,
     )

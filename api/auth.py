@@ -1,48 +1,162 @@
-"""API keys: stored hashed in Redis, each belonging to a tenant that survives key rotation."""
+"""Who is calling: API keys (server to server) and SIWE sessions (a wallet), each scoped and rate limited.
+
+One Lua script per request looks the credential up and charges its rate-limit bucket, so
+authentication and the per-key limit cost a single Redis round trip.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
-import time
 from dataclasses import dataclass
+from typing import Any
 
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 from redis.asyncio import Redis
 
 from api.errors import ApiError
+from api.keys import KEY_PREFIX, SCOPES, SESSION_PREFIX, KeyStore, digest, key_record_key
+from api.ratelimit import GCRA_LUA, Decision, Limit
 
-KEY_PREFIX = "pm_"
+_AUTHENTICATE = (
+    GCRA_LUA
+    + """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {0} end
+local record = cjson.decode(raw)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+if type(record['rate_per_min']) == 'number' and record['rate_per_min'] > 0 then
+  interval = 60000 / record['rate_per_min']
+end
+if type(record['burst']) == 'number' and record['burst'] > 0 then burst = record['burst'] end
+local decision = gcra({{KEYS[2], interval, burst}}, now_ms())
+return {1, raw, decision[1], decision[2], decision[3], tostring(burst)}
+"""
+)
 
 
 @dataclass(frozen=True)
 class Caller:
+    """An authenticated caller. `tenant` is stable across key rotation; it scopes jobs and request ids."""
+
     tenant: str
     key_id: str
+    scopes: frozenset[str] = frozenset(SCOPES)
+    collections: frozenset[str] | None = None
+    address: str | None = None  # set for SIWE sessions: the wallet that signed in
+    kind: str = "api_key"
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise ApiError(403, "insufficient_scope", f"this credential lacks the {scope!r} scope")
+
+    def require_collection(self, collection: str) -> None:
+        if self.collections is not None and collection not in self.collections:
+            raise ApiError(403, "collection_not_allowed", f"this credential may not use collection {collection!r}")
 
 
-def _digest(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
+def caller_from_record(record: dict[str, Any]) -> Caller:
+    collections = record.get("collections")
+    return Caller(
+        tenant=record["tenant"],
+        key_id=record["key_id"],
+        scopes=frozenset(record.get("scopes") or SCOPES),
+        collections=frozenset(collections) if collections is not None else None,
+        address=record.get("address"),
+        kind=record.get("kind", "api_key"),
+    )
 
 
-async def create_api_key(redis: Redis, tenant: str) -> tuple[str, str]:
-    """Returns (key_id, api_key); only the hash is stored, the key is shown once."""
-    key_id = secrets.token_hex(6)
-    api_key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-    record = {"tenant": tenant, "key_id": key_id, "created_at": time.time()}
-    await redis.set(f"pm:apikey:{_digest(api_key)}", json.dumps(record))
-    return key_id, api_key
+async def create_api_key(
+    redis: Redis,
+    tenant: str,
+    *,
+    scopes: tuple[str, ...] = SCOPES,
+    collections: tuple[str, ...] | None = None,
+    name: str = "",
+    rate_per_min: int | None = None,
+    burst: int | None = None,
+) -> tuple[str, str]:
+    """Returns (key_id, api_key); only the hash is stored, the key is shown once. Defaults: every scope."""
+    record, api_key = await KeyStore(redis).create(
+        tenant, scopes=scopes, collections=collections, name=name, rate_per_min=rate_per_min, burst=burst
+    )
+    return record.key_id, api_key
+
+
+def _unauthorized(code: str, detail: str) -> ApiError:
+    return ApiError(401, code, detail, headers={"WWW-Authenticate": 'Bearer realm="personamint"'})
+
+
+class Authenticator:
+    """Resolves `Authorization: Bearer …` to a Caller and charges the caller's rate-limit bucket."""
+
+    def __init__(self, redis: Redis, default_limit: Limit) -> None:
+        self.redis = redis
+        self.default_limit = default_limit
+        self._script = redis.register_script(_AUTHENTICATE)
+
+    async def authenticate(self, authorization: str | None) -> tuple[Caller, Decision, int]:
+        """Returns (caller, rate-limit decision, the bucket's burst); raises 401 or 429."""
+        if not authorization:
+            raise _unauthorized("missing_api_key", "Send 'Authorization: Bearer <api key or session token>'.")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or len(token) > 200 or not token.isascii():
+            raise _unauthorized("invalid_api_key", "The API key is not valid.")
+        if token.startswith(SESSION_PREFIX):
+            record_key = f"pm:session:{digest(token)}"
+        elif token.startswith(KEY_PREFIX):
+            record_key = key_record_key(digest(token))
+        else:
+            raise _unauthorized("invalid_api_key", "The API key is not valid.")
+        result = await self._script(
+            keys=[record_key, f"pm:rl:key:{record_key.rsplit(':', 1)[1]}"],
+            args=[self.default_limit.interval_ms, self.default_limit.burst],
+        )
+        if int(result[0]) == 0:
+            if token.startswith(SESSION_PREFIX):
+                raise _unauthorized("invalid_session", "The session is not valid or has expired; sign in again.")
+            raise _unauthorized("invalid_api_key", "The API key is not valid.")
+        caller = caller_from_record(json.loads(result[1]))
+        decision = Decision(
+            allowed=bool(int(result[2])), retry_after_s=int(result[3]) / 1000.0, remaining=int(result[4])
+        )
+        burst = int(result[5])
+        if not decision.allowed:
+            raise ApiError(
+                429,
+                "rate_limited",
+                "Too many requests for this credential; slow down.",
+                headers={"Retry-After": decision.retry_after_header, "RateLimit-Limit": str(burst)},
+                retry_after_s=round(decision.retry_after_s, 3),
+            )
+        return caller, decision, burst
 
 
 async def authenticate(redis: Redis, authorization: str | None) -> Caller:
-    if not authorization:
-        raise ApiError(401, "missing_api_key", "Send 'Authorization: Bearer <api key>'.")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX) or len(token) > 200:
-        raise ApiError(401, "invalid_api_key", "The API key is not valid.")
-    raw = await redis.get(f"pm:apikey:{_digest(token)}")
-    if raw is None:
-        raise ApiError(401, "invalid_api_key", "The API key is not valid.")
-    record = json.loads(raw)
-    return Caller(tenant=record["tenant"], key_id=record["key_id"])
+    """One-off check without a shared Authenticator (CLI, tests)."""
+    caller, _, _ = await Authenticator(redis, Limit.per_minute(1_000_000, 1_000_000)).authenticate(authorization)
+    return caller
+
+
+def requires(scope: str) -> Any:
+    """A Litestar guard: authenticate, charge the bucket, check the scope; the Caller lands in request state."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        authenticator: Authenticator = connection.app.state.authenticator
+        caller, decision, burst = await authenticator.authenticate(connection.headers.get("authorization"))
+        caller.require(scope)
+        connection.state.caller = caller
+        connection.scope.setdefault("pm_headers", {}).update(
+            {"RateLimit-Limit": str(burst), "RateLimit-Remaining": str(decision.remaining)}
+        )
+
+    guard.__name__ = f"requires_{scope}"
+    return guard
+
+
+def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    caller: Caller = connection.state.caller
+    return caller

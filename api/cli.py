@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import sys
 from pathlib import Path
 
@@ -22,13 +20,16 @@ def load_settings() -> Settings:
         raise SystemExit("invalid settings:\n" + "\n".join(lines)) from None
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("PERSONAMINT_LOG_LEVEL", "INFO"),
-        format='{"at":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
-    )
-    # SAQ logs every job's kwargs at INFO; job ids are fine, but keep the noise down.
-    logging.getLogger("saq").setLevel(logging.WARNING)
+def _logging(settings: Settings | None = None) -> None:
+    from api.logging import add_secret, configure
+
+    configure()
+    if settings is not None:
+        # Whatever else goes wrong, these never reach a log line.
+        if settings.signer_key is not None:
+            add_secret(settings.signer_key.get_secret_value())
+        for source in settings.webhook_sources.values():
+            add_secret(source.secret.get_secret_value())
 
 
 def cmd_api(settings: Settings) -> None:
@@ -36,7 +37,14 @@ def cmd_api(settings: Settings) -> None:
 
     from api.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        log_config=None,  # keep api.logging's JSON handler
+    )
 
 
 def cmd_worker(settings: Settings) -> None:
@@ -108,10 +116,97 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     raise SystemExit(code)
 
 
+def cmd_llm_server(settings: Settings, args: argparse.Namespace) -> None:
+    """Serve Gemma 3 270M over llama.cpp's OpenAI-compatible API on loopback (the `local-llm` extra)."""
+    from personalization.orchestrator.local_llm import LocalLlmError, LocalLlmServer, gguf_path
+
+    try:
+        model = gguf_path(settings.data_dir / "models")
+        server = LocalLlmServer(model, port=args.port or None, n_threads=args.threads).start()
+    except LocalLlmError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"local LLM at {server.base_url}  (model {server.alias}); Ctrl-C stops it.")
+    print(f"  PERSONAMINT_LLM_BASE_URL={server.base_url} PERSONAMINT_LLM_MODEL={server.alias}")
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> None:
+    """keys create|list|revoke: API keys are shown once and stored hashed."""
     if settings.redis_url is None:
         raise SystemExit("PERSONAMINT_REDIS_URL is not set")
-    print(asyncio.run(_new_key(settings.redis_url, args.tenant)))
+    asyncio.run(_keys(settings.redis_url, args))
+
+
+async def _keys(redis_url: str, args: argparse.Namespace) -> None:
+    import json
+
+    from redis.asyncio import Redis
+
+    from api.keys import KeyStore
+    from api.webhooks import set_endpoint
+
+    client = Redis.from_url(redis_url)
+    store = KeyStore(client)
+    try:
+        if args.keys_command == "create":
+            scopes = tuple(s.strip() for s in args.scopes.split(",") if s.strip())
+            collections = tuple(c.strip() for c in args.collections.split(",")) if args.collections else None
+            try:
+                record, api_key = await store.create(
+                    args.tenant,
+                    scopes=scopes,
+                    collections=collections,
+                    name=args.name,
+                    rate_per_min=args.rate_per_min,
+                    burst=args.burst,
+                )
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
+            print(f"key id:  {record.key_id}")
+            print(f"tenant:  {record.tenant}")
+            print(f"scopes:  {','.join(record.scopes)}")
+            print(f"collections: {','.join(record.collections) if record.collections is not None else '(all)'}")
+            print(f"api key: {api_key}   (shown once; only its hash is stored)")
+            if args.webhook_url:
+                secret = await set_endpoint(client, args.tenant, args.webhook_url)
+                print(f"status webhooks for tenant {args.tenant} go to {args.webhook_url}")
+                print(f"webhook signing secret: {secret}   (shown once)")
+        elif args.keys_command == "list":
+            for record in await store.list(args.tenant):
+                row = {
+                    "key_id": record.key_id,
+                    "tenant": record.tenant,
+                    "name": record.name,
+                    "scopes": list(record.scopes),
+                    "collections": list(record.collections) if record.collections is not None else None,
+                    "rate_per_min": record.rate_per_min,
+                    "created_at": record.created_at,
+                    "revoked_at": record.revoked_at,
+                }
+                print(json.dumps(row))
+        elif args.keys_command == "revoke":
+            revoked = await store.revoke(args.key_id)
+            if revoked is None:
+                raise SystemExit(f"no key {args.key_id!r}")
+            print(f"revoked {revoked.key_id} (tenant {revoked.tenant})")
+    finally:
+        await client.aclose()
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> None:
+    from api.seed import describe, seed_demo
+
+    if not settings.rpc_url:
+        raise SystemExit("seed needs PERSONAMINT_RPC_URL (a fresh local chain)")
+    result = asyncio.run(
+        seed_demo(settings.rpc_url, seed=args.seed, registry_path=settings.data_dir / "known_contracts.json")
+    )
+    print(describe(result))
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> None:
@@ -133,6 +228,12 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> None:
     raise SystemExit(0 if report.ok else 1)
 
 
+def _cmd_deploy(settings: Settings, args: argparse.Namespace) -> None:
+    from api.deploy import cmd_deploy
+
+    cmd_deploy(settings, args)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="personamint", description="Personalized NFT minting service.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,14 +246,35 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--out", default="demo-out", help="folder for the gallery and images")
     demo.add_argument("--serve", action="store_true", help="keep the service up afterwards")
     demo.add_argument("--wallets", default="all", help="comma-separated archetypes, or 'all'")
+    seed = sub.add_parser("seed", help="give six demo wallets distinct histories on a fresh local chain")
+    seed.add_argument("--seed", type=int, default=0)
     verify = sub.add_parser("verify", help="re-render a token from its metadata and compare pixels")
     verify.add_argument("token_id", type=int)
     verify.add_argument("--gateway", help="IPFS gateway base URL (default: this service)")
-    keys = sub.add_parser("keys", help="create an API key for a tenant")
-    keys.add_argument("tenant")
+    keys = sub.add_parser("keys", help="manage API keys (create | list | revoke)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key for a tenant (printed once)")
+    create.add_argument("tenant")
+    create.add_argument("--scopes", default="mint,preview,read", help="comma-separated: mint,preview,read")
+    create.add_argument("--collections", default=None, help="comma-separated allow-list (default: all)")
+    create.add_argument("--name", default="", help="a label for `keys list`")
+    create.add_argument("--rate-per-min", type=int, default=None, help="override the per-key rate limit")
+    create.add_argument("--burst", type=int, default=None, help="override the per-key burst")
+    create.add_argument("--webhook-url", default=None, help="also set the tenant's status webhook URL")
+    listing = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    listing.add_argument("--tenant", default=None)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id; it stops working at once")
+    revoke.add_argument("key_id")
+    from api.deploy import add_deploy_parser
+
+    add_deploy_parser(sub)
+    llm = sub.add_parser("llm-server", help="serve the local Gemma 3 270M LLM (OpenAI-compatible, loopback)")
+    llm.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    llm.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
     args = parser.parse_args(argv)
     _logging()
     settings = load_settings()
+    _logging(settings)
     handlers = {
         "api": lambda: cmd_api(settings),
         "worker": lambda: cmd_worker(settings),
@@ -160,7 +282,10 @@ def main(argv: list[str] | None = None) -> None:
         "serve": lambda: cmd_serve(settings, args),
         "demo": lambda: cmd_demo(settings, args),
         "keys": lambda: cmd_keys(settings, args),
+        "llm-server": lambda: cmd_llm_server(settings, args),
         "verify": lambda: cmd_verify(settings, args),
+        "seed": lambda: cmd_seed(settings, args),
+        "deploy": lambda: _cmd_deploy(settings, args),
     }
     handlers[args.command]()
 

@@ -58,24 +58,71 @@ def _progress_table(mints: list[DemoMint]) -> Table:
     return table
 
 
+_FEATURE_NAMES = {
+    "balance_eth": "ETH",
+    "tx_count": "txs",
+    "erc20_transfers": "erc20",
+    "erc721_transfers": "erc721",
+    "erc1155_transfers": "erc1155",
+    "interactions": "calls",
+    "nfts_held": "held",
+    "contracts_deployed": "deployed",
+}
+
+
+def _drivers(features: dict[str, Any]) -> str:
+    parts = []
+    for key, short in _FEATURE_NAMES.items():
+        value = features.get(key)
+        if value:
+            parts.append(f"{short} {value:g}" if isinstance(value, float) else f"{short} {value}")
+    labels = features.get("labels") or {}
+    if labels:
+        parts.append("labels " + ",".join(f"{k}:{v}" for k, v in labels.items()))
+    return ", ".join(parts) or "no activity"
+
+
+def _style(style: dict[str, Any]) -> str:
+    choices = " · ".join(str(style.get(k)) for k in ("palette", "medium", "motif", "mood"))
+    numbers = " ".join(f"{k[:3]}={style.get(k)}" for k in ("complexity", "energy", "symmetry", "grain", "hue_shift"))
+    return f"{choices}\n{numbers}"
+
+
 def _result_table(mints: list[DemoMint]) -> Table:
     table = Table(title="Six wallets, six lives, six tokens", show_lines=True)
-    for column in ("archetype", "wallet", "what drove the style", "style chosen", "token", "tx / CIDs", "s"):
+    table.add_column("archetype", no_wrap=True)
+    table.add_column("wallet", no_wrap=True)
+    table.add_column("persona: history that drove the style", ratio=3)
+    table.add_column("style chosen", ratio=3)
+    table.add_column("token", justify="right", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
+    for mint in mints:
+        record = mint.record
+        table.add_row(
+            mint.archetype,
+            f"{mint.wallet[:8]}…{mint.wallet[-6:]}",
+            f"[b]{record.get('persona')}[/]: {_drivers(mint.features)}",
+            _style(record.get("style") or {}),
+            f"#{record.get('token_id', '-')}",
+            f"{mint.seconds:.1f}",
+        )
+    return table
+
+
+def _chain_table(mints: list[DemoMint]) -> Table:
+    table = Table(title="On chain and on IPFS")
+    table.add_column("archetype", no_wrap=True)
+    table.add_column("token", no_wrap=True)
+    for column in ("tx", "image CID", "metadata CID"):
         table.add_column(column, overflow="fold")
     for mint in mints:
         record = mint.record
-        style = record.get("style") or {}
-        features = mint.features
-        drivers = ", ".join(f"{key}={value}" for key, value in features.items() if value not in (0, None, {}, False))
         table.add_row(
             mint.archetype,
-            mint.wallet,
-            f"persona={record.get('persona')}\n{drivers}",
-            "\n".join(f"{k}={v}" for k, v in style.items()),
-            str(record.get("token_id", "-")),
-            f"tx {str(record.get('tx_hash', '-'))[:18]}…\n"
-            f"img {record.get('image_uri', '-')}\nmeta {record.get('token_uri', '-')}",
-            f"{mint.seconds:.1f}",
+            f"#{record.get('token_id', '-')}",
+            str(record.get("tx_hash", "-")),
+            str(record.get("image_uri", "-")).removeprefix("ipfs://"),
+            str(record.get("token_uri", "-")).removeprefix("ipfs://"),
         )
     return table
 
@@ -179,10 +226,28 @@ async def _mint_all(
     return mints
 
 
+@dataclass
+class DemoOutcome:
+    ok: bool
+    mints: list[DemoMint]
+    seconds: float
+    gallery: Path | None
+    contract_address: str
+    rpc_url: str
+
+
 def run_demo(settings: Settings, *, out_dir: Path, serve: bool = False, wallets: str = "all") -> int:
+    """The CLI entry: exit code 0 when every wallet got its confirmed token."""
+    return 0 if demo_session(settings, out_dir=out_dir, serve=serve, wallets=wallets).ok else 1
+
+
+def demo_session(
+    settings: Settings, *, out_dir: Path, serve: bool = False, wallets: str = "all", verify_owners: bool = True
+) -> DemoOutcome:
     from api.seed import seed_demo
 
-    console = Console()
+    # A pipe or CI log gets rich's 80 columns by default: too narrow for hashes.
+    console = Console(width=None if Console().is_terminal else 240)
     started = time.monotonic()
     data_dir = settings.data_dir / "demo"
     stack = LocalStack(data_dir, persistent=False)
@@ -217,6 +282,14 @@ def run_demo(settings: Settings, *, out_dir: Path, serve: bool = False, wallets:
                     images[mint.archetype] = client.get(f"/ipfs/{image_cid}").content
             _attach_features(mints, data_dir)
             console.print(_result_table(mints))
+            console.print(_chain_table(mints))
+            if ok and verify_owners:
+                owners = asyncio.run(_owners(rpc_url, address, mints))
+                for mint in mints:
+                    if owners[mint.archetype] != mint.wallet:
+                        console.print(f"[red]{mint.archetype}: token owned by {owners[mint.archetype]}[/]")
+                        ok = False
+            index = None
             if ok:
                 index = write_gallery(out_dir, mints, images, metadata, services.base_url)
                 console.print(f"gallery: {index.resolve()}")
@@ -232,11 +305,25 @@ def run_demo(settings: Settings, *, out_dir: Path, serve: bool = False, wallets:
                         time.sleep(3600)
                 except KeyboardInterrupt:
                     pass
-            return 0 if ok else 1
+            return DemoOutcome(ok, mints, time.monotonic() - started, index, address, rpc_url)
         finally:
             services.stop()
     finally:
         stack.stop()
+
+
+async def _owners(rpc_url: str, contract_address: str, mints: list[DemoMint]) -> dict[str, str]:
+    """Who owns each token according to the chain itself, not the job record."""
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    from chain.contract import PersonaMint
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+    try:
+        contract = PersonaMint(w3, contract_address)
+        return {m.archetype: await contract.owner_of(int(m.record["token_id"])) for m in mints}
+    finally:
+        await w3.provider.disconnect()
 
 
 def _attach_features(mints: list[DemoMint], data_dir: Path) -> None:

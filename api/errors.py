@@ -8,7 +8,10 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from api.logging import request_id_var
 from chain.errors import ChainError
 from personalization.errors import PersonalizationError
 from render.errors import RenderError
@@ -23,6 +26,7 @@ _STATUS_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    406: "not_acceptable",
     409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
@@ -33,16 +37,25 @@ _STATUS_CODES = {
 class ApiError(Exception):
     """A refusal with a stable code, an HTTP status and a human sentence."""
 
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 
 def problem(
-    status: int, code: str, detail: str, request: Request[Any, Any, Any] | None = None, **extra: Any
+    status: int,
+    code: str,
+    detail: str,
+    request: Request[Any, Any, Any] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": f"https://personamint.dev/problems/{code}",
@@ -53,12 +66,26 @@ def problem(
     }
     if request is not None:
         body["instance"] = request.url.path
+    if (request_id := request_id_var.get()) is not None:
+        body["request_id"] = request_id
     body.update(extra)
-    return Response(body, status_code=status, media_type=PROBLEM_JSON)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def api_error_handler(request: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, Any]]:
-    return problem(exc.status, exc.code, exc.detail, request, **exc.extra)
+    return problem(exc.status, exc.code, exc.detail, request, headers=exc.headers, **exc.extra)
+
+
+def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Redis or the chain is unreachable: a retryable 503, never a 500 (the caller retries with its key)."""
+    log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return problem(
+        503,
+        "service_unavailable",
+        "A backing service is unreachable; retry with the same Idempotency-Key.",
+        request,
+        headers={"Retry-After": "1"},
+    )
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -73,7 +100,8 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     code = _STATUS_CODES.get(status, "client_error")
     if status == 400 and _is_decode_error(str(exc.detail)):
         code = "invalid_json"
-    return problem(status, code, str(exc.detail), request)
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in ("allow", "retry-after")}
+    return problem(status, code, str(exc.detail), request, headers=headers)
 
 
 def _is_decode_error(detail: str) -> bool:
@@ -96,5 +124,7 @@ def job_error(exc: BaseException) -> dict[str, str]:
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ApiError: api_error_handler,
     HTTPException: http_exception_handler,
+    RedisConnectionError: unavailable_handler,
+    RedisTimeoutError: unavailable_handler,
     Exception: internal_error_handler,
 }

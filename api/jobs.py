@@ -12,6 +12,7 @@ from typing import Any
 from eth_utils import keccak
 from redis.asyncio import Redis
 
+from api.ratelimit import GCRA_LUA, Limit
 from personalization.style import canonical_json
 
 STATUSES = ("queued", "profiling", "styling", "rendering", "pinning", "minting", "confirmed", "failed")
@@ -20,9 +21,12 @@ STAGES = ("profile", "style", "render", "pin", "mint")
 IDEMPOTENCY_TTL_S = 24 * 3600
 EVENTS_MAXLEN = 1000
 
-# Accept atomically: an idempotency key maps to one job forever (24 h), and the
+# Accept atomically: an idempotency key maps to one job forever (24 h); a replay is answered
+# before any limit is charged; then the recipient's rate limit and the per-wallet cap; the
 # edition counter moves only when a new job is really created.
-_ACCEPT = """
+_ACCEPT = (
+    GCRA_LUA
+    + """
 if KEYS[1] ~= '' then
   local existing = redis.call('GET', KEYS[1])
   if existing then
@@ -32,12 +36,74 @@ if KEYS[1] ~= '' then
     return {'conflict', job_id}
   end
 end
+if tonumber(ARGV[8]) > 0 then
+  local decision = gcra({{KEYS[6], ARGV[7], ARGV[8]}}, now_ms())
+  if decision[1] == 0 then return {'rate_limited', '', tostring(decision[2])} end
+end
+local cap = tonumber(ARGV[9])
+if cap > 0 and tonumber(redis.call('GET', KEYS[7]) or '0') >= cap then
+  return {'cap_reached', '', tostring(cap)}
+end
+redis.call('INCR', KEYS[7])
 local edition = redis.call('INCR', KEYS[2]) - 1
 redis.call('HSET', KEYS[3], 'edition', edition, unpack(cjson.decode(ARGV[3])))
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'status', 'queued', 'at', ARGV[4])
 if KEYS[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[6]) end
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
 return {'created', ARGV[1], tostring(edition)}
+"""
+)
+
+# Every status change is one atomic step: the job hash, the event (with the stage timings so far,
+# for live progress) and, on an end state, the outbound webhook in the outbox (transactional
+# outbox: a confirmed job can never lack its delivery). A delivery is keyed by (job, status) and
+# its event id derives from that key, so a repeated status write schedules nothing new.
+_SET_STATUS = """
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'detail', ARGV[3])
+local timings = {}
+local has_timings = false
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  if string.sub(flat[i], 1, 5) == 'time:' then
+    timings[string.sub(flat[i], 6)] = tonumber(flat[i + 1])
+    has_timings = true
+  end
+end
+local event = {'status', ARGV[2], 'at', ARGV[5]}
+if ARGV[3] ~= '' then table.insert(event, 'detail'); table.insert(event, ARGV[3]) end
+if ARGV[4] ~= '' then table.insert(event, 'data'); table.insert(event, ARGV[4]) end
+if has_timings then table.insert(event, 'timings'); table.insert(event, cjson.encode(timings)) end
+local event_id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', unpack(event))
+if ARGV[7] == '1' then
+  local tenant = redis.call('HGET', KEYS[1], 'tenant')
+  if tenant and redis.call('EXISTS', 'pm:tenant:' .. tenant .. ':webhook') == 1 then
+    local delivery_id = ARGV[1] .. '.' .. ARGV[2]
+    local delivery_key = 'pm:whout:' .. delivery_id
+    if redis.call('EXISTS', delivery_key) == 0 then
+      redis.call('HSET', delivery_key,
+        'id', delivery_id, 'tenant', tenant, 'job_id', ARGV[1], 'type', 'mint.' .. ARGV[2],
+        'event_id', 'evt_' .. string.sub(redis.sha1hex(delivery_id), 1, 24),
+        'state', 'pending', 'attempts', '0', 'created_at', ARGV[5], 'next_at', ARGV[5])
+      redis.call('ZADD', 'pm:whout:due', ARGV[5], delivery_id)
+      redis.call('ZADD', 'pm:whout:tenant:' .. tenant, ARGV[5], delivery_id)
+    end
+  end
+end
+return event_id
+"""
+
+# A failed job gives its wallet's cap slot back, once.
+_RELEASE_CAP = """
+redis.call('HSET', KEYS[1], 'error', ARGV[1])
+if redis.call('HSETNX', KEYS[1], 'cap_released', '1') == 1 then
+  local collection = redis.call('HGET', KEYS[1], 'collection')
+  local recipient = redis.call('HGET', KEYS[1], 'recipient')
+  if collection and recipient then
+    local counter = 'pm:minted:' .. collection .. ':' .. string.lower(recipient)
+    if tonumber(redis.call('GET', counter) or '0') > 0 then redis.call('DECR', counter) end
+  end
+end
+return 1
 """
 
 
@@ -62,10 +128,17 @@ def derive_request_id(tenant: str, idempotency_key: str | None, job_id: str) -> 
     return keccak(f"job:{job_id}".encode())
 
 
+def minted_key(collection: str, recipient: str) -> str:
+    """Live (not failed) mints per wallet per collection: what a per-wallet cap counts."""
+    return f"pm:minted:{collection}:{recipient.lower()}"
+
+
 @dataclass(frozen=True)
 class AcceptResult:
-    outcome: str  # created | existing | conflict
+    outcome: str  # created | existing | conflict | rate_limited | cap_reached
     job_id: str
+    retry_after_s: float = 0.0  # rate_limited: when the recipient may be minted to again
+    cap: int = 0  # cap_reached: the cap
 
 
 @dataclass
@@ -101,7 +174,10 @@ class Job:
             collection=values["collection"],
             context=json.loads(values.get("context", "{}")),
             edition=int(values["edition"]),
-            seed=int(values["seed"]) if "seed" in values else 0,
+            # The seed is a pure function of the job: derived, so no second write can go missing.
+            seed=int(values["seed"])
+            if "seed" in values
+            else derive_seed(values["collection"], values["recipient"], int(values["edition"])),
             request_id=values["request_id"],
             created_at=float(values["created_at"]),
             stages=stages,
@@ -118,6 +194,8 @@ class JobStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._accept = redis.register_script(_ACCEPT)
+        self._set_status = redis.register_script(_SET_STATUS)
+        self._release_cap = redis.register_script(_RELEASE_CAP)
 
     async def accept(
         self,
@@ -127,7 +205,10 @@ class JobStore:
         collection: str,
         context: dict[str, Any],
         idempotency_key: str | None,
+        recipient_limit: Limit | None = None,
+        cap: int = 0,
     ) -> AcceptResult:
+        """Create the job, or find the one this idempotency key made; limits apply to new jobs only."""
         body_hash = hashlib.sha256(
             canonical_json({"recipient": recipient, "collection": collection, "context": context})
         ).hexdigest()
@@ -152,13 +233,26 @@ class JobStore:
                 job_key(job_id),
                 events_key(job_id),
                 "pm:jobs",
+                f"pm:rl:recipient:{recipient.lower()}",
+                minted_key(collection, recipient),
             ],
-            args=[job_id, body_hash, json.dumps(fields), repr(now), EVENTS_MAXLEN, IDEMPOTENCY_TTL_S],
+            args=[
+                job_id,
+                body_hash,
+                json.dumps(fields),
+                repr(now),
+                EVENTS_MAXLEN,
+                IDEMPOTENCY_TTL_S,
+                recipient_limit.interval_ms if recipient_limit else 0,
+                recipient_limit.burst if recipient_limit else 0,
+                cap,
+            ],
         )
         outcome, found_id = result[0].decode(), result[1].decode()
-        if outcome == "created":
-            edition = int(result[2])
-            await self.redis.hset(job_key(job_id), "seed", str(derive_seed(collection, recipient, edition)))
+        if outcome == "rate_limited":
+            return AcceptResult(outcome, "", retry_after_s=int(result[2]) / 1000.0)
+        if outcome == "cap_reached":
+            return AcceptResult(outcome, "", cap=int(result[2]))
         return AcceptResult(outcome, found_id)
 
     async def get(self, job_id: str) -> Job | None:
@@ -170,18 +264,20 @@ class JobStore:
     async def set_status(
         self, job_id: str, status: str, *, detail: str | None = None, extra: dict[str, Any] | None = None
     ) -> None:
+        """Record a status change and its event; an end state also schedules the outbound webhook."""
         assert status in STATUSES, status
-        now = repr(time.time())
-        mapping: dict[str, str] = {"status": status, "detail": detail or ""}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(job_key(job_id), mapping=mapping)
-            event = {"status": status, "at": now}
-            if detail:
-                event["detail"] = detail
-            if extra:
-                event["data"] = json.dumps(extra, sort_keys=True)
-            pipe.xadd(events_key(job_id), event, maxlen=EVENTS_MAXLEN, approximate=True)
-            await pipe.execute()
+        await self._set_status(
+            keys=[job_key(job_id), events_key(job_id)],
+            args=[
+                job_id,
+                status,
+                detail or "",
+                json.dumps(extra, sort_keys=True) if extra else "",
+                repr(time.time()),
+                EVENTS_MAXLEN,
+                "1" if status in TERMINAL else "0",
+            ],
+        )
 
     async def save_stage(self, job_id: str, stage: str, output: dict[str, Any], seconds: float) -> None:
         assert stage in STAGES, stage
@@ -191,7 +287,7 @@ class JobStore:
         )
 
     async def fail(self, job_id: str, error: dict[str, Any]) -> None:
-        await self.redis.hset(job_key(job_id), "error", json.dumps(error, sort_keys=True))
+        await self._release_cap(keys=[job_key(job_id)], args=[json.dumps(error, sort_keys=True)])
         await self.set_status(job_id, "failed", detail=error.get("message"), extra={"code": error.get("code")})
 
     async def bump_attempts(self, job_id: str) -> int:

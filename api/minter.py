@@ -4,28 +4,106 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
+import time
 from typing import Any
 
 from eth_account import Account
+from redis.asyncio import Redis
 from saq import Worker
+from saq.queue.redis import RedisQueue
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from api.errors import job_error
-from api.jobs import TERMINAL
+from api.jobs import TERMINAL, job_key
 from api.lease import FencedLease, LeaseLost
-from api.queue import heartbeat
+from api.queue import MINT_QUEUE, heartbeat
 from api.services import Core
 from api.settings import Settings
 from chain.contract import PersonaMint
 from chain.errors import ContractRevert, InsufficientFunds
-from chain.minter import Minter
+from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
+from chain.journal import TxRecord
+from chain.minter import Minter, MinterConfig, MintProgress, SendRejected
+from chain.rpc import JsonRpc
 
 log = logging.getLogger("personamint.minter")
 
-# Reverts and an empty signer will not fix themselves by retrying the same call.
-PERMANENT = (ContractRevert, InsufficientFunds)
+# Reverts, an empty signer, fees that stayed above the ceiling, and sends the node keeps
+# refusing will not fix themselves by running the same job again.
+PERMANENT = (ContractRevert, InsufficientFunds, FeeCeilingExceeded, SendRejected)
+HEALTH_TTL_S = 30
+_HEALTH_PREFIX = "pm:minter:health:"
+
+
+def minter_config(settings: Settings) -> MinterConfig:
+    """The chain library's minter knobs, from the service settings."""
+    return MinterConfig(
+        confirmations=settings.confirmations,
+        poll_s=settings.mint_poll_s,
+        gas_budget=settings.mint_gas_budget,
+        max_batch=settings.mint_max_batch,
+        stall_s=settings.mint_stall_s,
+        stall_blocks=settings.mint_stall_blocks,
+        fees=FeePolicy(
+            ceiling_wei=None if settings.fee_ceiling_gwei is None else int(settings.fee_ceiling_gwei * GWEI),
+            priority_fee_wei=None if settings.fee_priority_gwei is None else int(settings.fee_priority_gwei * GWEI),
+            legacy=settings.fee_legacy,
+        ),
+        max_fee_wait_s=settings.fee_max_wait_s,
+        low_balance_wei=int(settings.signer_low_balance_eth * 10**18),
+        logs_from_block=settings.contract_deploy_block,
+    )
+
+
+class RedisMintJournal:
+    """The minter's unconfirmed transactions in one Redis hash; writes are fenced by the lease."""
+
+    def __init__(self, redis: Redis, lease: FencedLease, chain_id: int, signer: str) -> None:
+        self.redis = redis
+        self.lease = lease
+        self.key = f"pm:minter:{chain_id}:{signer}:txs"
+
+    async def load(self) -> list[TxRecord]:
+        raw = await self.redis.hgetall(self.key)
+        return sorted((TxRecord.from_json(value) for value in raw.values()), key=lambda record: record.nonce)
+
+    async def put(self, record: TxRecord) -> None:
+        await self.lease.hset(self.key, str(record.nonce), record.to_json())
+
+    async def delete(self, nonce: int) -> None:
+        await self.lease.hdel(self.key, str(nonce))
+
+
+class _MintQueue(RedisQueue):
+    """The mint queue, sweeping at the configured pace with a short abort wait.
+
+    SAQ's default sweep runs at most once a minute and waits 5 s per stuck job for its dead
+    worker to acknowledge an abort; behind a killed minter that would hold requests for minutes.
+    """
+
+    def __init__(self, redis: Redis, *, sweep_every_s: float) -> None:
+        super().__init__(redis, name=MINT_QUEUE)
+        self._sweep_lock_s = max(1, int(sweep_every_s))
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        return await super().sweep(lock=self._sweep_lock_s, abort=0.2)
+
+
+async def retry_orphans(queue: RedisQueue) -> int:
+    """Put the jobs a dead predecessor held back on the queue at once (we hold the lease, so it is dead)."""
+    active = await queue.redis.lrange(queue.namespace("active"), 0, -1)
+    retried = 0
+    for raw_id in active:
+        saq_job = await queue.job(queue.job_key_from_id(raw_id.decode()))
+        if saq_job is None:
+            await queue.redis.lrem(queue.namespace("active"), 0, raw_id)
+            continue
+        await queue.retry(saq_job, error="the minter holding it stopped")
+        retried += 1
+    return retried
 
 
 async def mint_job(ctx: dict[str, Any], *, job_id: str) -> str:
@@ -37,22 +115,30 @@ async def mint_job(ctx: dict[str, Any], *, job_id: str) -> str:
         return "missing"
     if job.status in TERMINAL:
         return job.status
-    pin = job.stages["pin"]
-    sent_key = f"pm:job:{job_id}"
+    pin = job.stages.get("pin")
+    if pin is None:
+        await core.jobs.fail(job_id, {"code": "not_pinned", "message": "the job reached the minter without a pin"})
+        return "failed"
+    shown: dict[str, str | None] = {"detail": None}
 
-    async def remember_sent(tx_hash: str) -> None:
-        await core.redis.hset(sent_key, "mint_tx", tx_hash)
+    async def on_progress(progress: MintProgress) -> None:
+        if progress.state == "sent" and progress.tx_hash:
+            await core.redis.hset(job_key(job_id), "mint_tx", progress.tx_hash)
+        # Only waits and setbacks are worth a status event; a plain send is in `mint_tx`.
+        if progress.state in ("waiting", "requeued") or shown["detail"] is not None:
+            detail = progress.detail if progress.state in ("waiting", "requeued") else None
+            if detail != shown["detail"]:
+                shown["detail"] = detail
+                await core.jobs.set_status(job_id, "minting", detail=detail or progress.detail)
 
-    sent_tx = await core.redis.hget(sent_key, "mint_tx")
     started = asyncio.get_running_loop().time()
     try:
         async with heartbeat(saq_job, core.settings.job_heartbeat_s / 3):
             receipt = await minter.mint(
-                bytes.fromhex(job.request_id[2:]),
+                bytes.fromhex(job.request_id.removeprefix("0x")),
                 job.recipient,
                 pin["token_uri"],
-                sent_tx=sent_tx.decode() if sent_tx else None,
-                on_sent=remember_sent,
+                on_progress=on_progress,
             )
     except PERMANENT as exc:
         await core.jobs.fail(job_id, job_error(exc))
@@ -70,7 +156,9 @@ async def mint_job(ctx: dict[str, Any], *, job_id: str) -> str:
             "token_id": receipt.token_id,
             "tx_hash": receipt.tx_hash,
             "block_number": receipt.block_number,
+            # This token's share of the (batch) transaction's gas.
             "gas_used": receipt.gas_used,
+            "batch_size": receipt.batch_size,
             "contract": minter.contract.address,
             "chain_id": ctx["chain_id"],
             "already_minted": receipt.already_minted,
@@ -81,25 +169,52 @@ async def mint_job(ctx: dict[str, Any], *, job_id: str) -> str:
     return "confirmed"
 
 
+async def publish_health(redis: Redis, minter: Minter, chain_id: int) -> None:
+    """Write the minter's health and counters where any process can read them (see `minter_health`)."""
+    health = minter.health()
+    document = {**health.__dict__, "chain_id": chain_id, "at": time.time()}
+    await redis.set(f"{_HEALTH_PREFIX}{chain_id}:{health.signer}", json.dumps(document), ex=HEALTH_TTL_S)
+
+
+async def minter_health(redis: Redis) -> list[dict[str, Any]]:
+    """Every live minter's last health report (signer balance, low_balance, stuck transactions, counters).
+
+    An empty list means no minter has reported in the last HEALTH_TTL_S seconds.
+    """
+    reports = []
+    async for key in redis.scan_iter(match=f"{_HEALTH_PREFIX}*"):
+        raw = await redis.get(key)
+        if raw:
+            reports.append(json.loads(raw))
+    return reports
+
+
 async def run_minter(settings: Settings) -> None:
     if not (settings.rpc_url and settings.contract_address and settings.signer_key):
         raise SystemExit("the minter needs PERSONAMINT_RPC_URL, _CONTRACT_ADDRESS and _SIGNER_KEY")
     core = Core.create(settings)
-    w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_url))
-    chain_id = await w3.eth.chain_id
+    rpc = JsonRpc(settings.rpc_url, timeout_s=settings.rpc_timeout_s)
+    chain_id = int(await rpc.call("eth_chainId"), 16)
     if settings.chain_id is not None and chain_id != settings.chain_id:
         raise SystemExit(f"RPC chain id {chain_id} differs from PERSONAMINT_CHAIN_ID {settings.chain_id}")
     account = Account.from_key(settings.signer_key.get_secret_value())
     lease = FencedLease(core.redis, f"minter:{chain_id}:{account.address}", settings.lease_ttl_s)
     log.info("minter for %s on chain %d waiting for its lease", account.address, chain_id)
-    await lease.acquire()
+    await lease.acquire(poll_s=min(0.5, settings.lease_ttl_s / 4))
     log.info("minter holds lease fence %s", lease.token)
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_url))
     contract = PersonaMint(w3, settings.contract_address)
-    minter = Minter(w3, account, contract, confirmations=settings.confirmations, before_send=lease.ensure_held)
-    await minter.resync_nonce()
+    journal = RedisMintJournal(core.redis, lease, chain_id, account.address)
+    minter = Minter(rpc, account, contract, minter_config(settings), journal=journal, chain_id=chain_id)
+    await minter.start()
+    queue = _MintQueue(core.redis, sweep_every_s=settings.sweep_s)
+    orphans = await retry_orphans(queue)
+    if orphans:
+        log.info("requeued %d mint jobs the previous minter held", orphans)
 
     worker = Worker(
-        core.mint_queue,
+        queue,
         functions=[mint_job],
         concurrency=settings.mint_concurrency,
         timers={"sweep": max(1, int(settings.sweep_s)), "schedule": 1, "abort": 1},
@@ -113,17 +228,31 @@ async def run_minter(settings: Settings) -> None:
     async def keep_lease() -> None:
         while not stop.is_set():
             await asyncio.sleep(settings.lease_ttl_s / 3)
-            if not await lease.renew():
+            try:
+                held = await lease.renew()
+            except Exception as exc:  # noqa: BLE001 - a Redis blip is retried until the lease runs out
+                log.warning("lease renewal failed: %s", exc)
+                continue
+            if not held:
                 log.error("lost the minter lease; stopping")
                 stop.set()
 
-    renewer = asyncio.create_task(keep_lease())
+    async def report_health() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                await publish_health(core.redis, minter, chain_id)
+            await asyncio.sleep(2.0)
+
+    background = [asyncio.create_task(keep_lease()), asyncio.create_task(report_health())]
     task = asyncio.create_task(worker.start())
     await stop.wait()
     await worker.stop()
-    for pending in (task, renewer):
+    await minter.stop()
+    for pending in (task, *background):
         pending.cancel()
         with contextlib.suppress(asyncio.CancelledError, LeaseLost):
             await pending
     await lease.release()
+    await rpc.close()
+    await w3.provider.disconnect()
     await core.close()

@@ -62,3 +62,116 @@ class MintStatus(msgspec.Struct, omit_defaults=True):
 
 class Health(msgspec.Struct):
     status: str
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details; `code` is stable and machine-readable."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    request_id: str | None = None
+
+
+class Ready(msgspec.Struct):
+    status: str
+    checks: dict[str, dict[str, Any]]
+
+
+class PreviewRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Render the image the recipient's next mint in this collection will get, without minting."""
+
+    recipient: Address
+    collection: CollectionId = "default"
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class PreviewView(msgspec.Struct):
+    preview_id: str
+    recipient: str
+    collection: str
+    edition: int
+    seed: int
+    persona: str
+    style: dict[str, Any]
+    profile: dict[str, Any]
+    block_number: int
+    width: int
+    height: int
+    pixel_sha256: str
+    image_sha256: str
+    image_url: str
+    expires_at: float
+    cached: bool
+
+
+class ProfileView(msgspec.Struct):
+    address: str
+    collection: str
+    block_number: int
+    profile: dict[str, Any]
+    persona: str
+    style: dict[str, Any]
+    cached: bool = False
+
+
+class Nonce(msgspec.Struct):
+    nonce: str
+    expires_at: float
+    domain: str
+    uri: str
+    chain_id: int | None
+
+
+SiweMessageText = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+SignatureHex = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class SiweRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """An EIP-4361 message and its personal_sign signature."""
+
+    message: SiweMessageText
+    signature: SignatureHex
+
+
+class SessionView(msgspec.Struct):
+    token: str
+    token_type: str
+    address: str
+    expires_at: float
+    tenant: str
+
+
+class WebhookAccepted(msgspec.Struct, omit_defaults=True):
+    event_id: str
+    status: str  # accepted | ignored
+    mint: MintAccepted | None = None
+
+
+class DeliveryAttempt(msgspec.Struct):
+    at: float
+    status: int | None
+    error: str | None
+    seconds: float
+
+
+class Delivery(msgspec.Struct, omit_defaults=True):
+    id: str
+    event_id: str
+    type: str
+    job_id: str
+    state: str  # pending | delivered | dead
+    attempts: int
+    created_at: float
+    next_at: float | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    delivered_at: float | None = None
+    history: list[DeliveryAttempt] | None = None
+
+
+class DeliveryList(msgspec.Struct):
+    deliveries: list[Delivery]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from typing import Any
 
 from saq import Worker
@@ -95,13 +93,9 @@ async def run_worker(settings: Settings) -> None:
         timers={"sweep": max(1, int(settings.sweep_s)), "schedule": 1, "abort": 1},
     )
     worker.context["settings"] = settings  # type: ignore[typeddict-unknown-key]
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(worker.start())
-    log.info("pipeline worker started (concurrency %d)", settings.pipeline_concurrency)
-    await stop.wait()
-    await worker.stop()
-    task.cancel()
-    await core.close()
+    log.info("pipeline worker starting (concurrency %d)", settings.pipeline_concurrency)
+    try:
+        # SAQ installs its own SIGINT/SIGTERM handlers; start() returns once one arrives.
+        await worker.start()
+    finally:
+        await core.close()

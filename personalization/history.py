@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import rlp
 from eth_abi.abi import decode as abi_decode
@@ -18,9 +19,11 @@ TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 TRANSFER_SINGLE_TOPIC = "0x" + keccak(text="TransferSingle(address,address,address,uint256,uint256)").hex()
 TRANSFER_BATCH_TOPIC = "0x" + keccak(text="TransferBatch(address,address,address,uint256[],uint256[])").hex()
 ZERO_ADDRESS = "0x" + "00" * 20
+EMPTY_CODE = (None, "0x", "0x0")
 
 Standard = Literal["erc20", "erc721", "erc1155"]
 Direction = Literal["in", "out", "self"]
+FirstActivitySource = Literal["state", "logs", "none"]
 
 
 @dataclass(frozen=True)
@@ -62,14 +65,24 @@ class WalletHistory:
     transfers: tuple[Transfer, ...] = field(default=())
     interactions: tuple[Interaction, ...] = field(default=())
     deployed_contracts: tuple[str, ...] = field(default=())
+    # From a search over historical account state (or the logs where the node keeps no history).
+    first_activity_block: int | None = None
+    first_activity_source: FirstActivitySource = "none"
+    source: str = "rpc"
 
 
 def address_topic(address: str) -> str:
     return "0x" + "00" * 12 + address.lower().removeprefix("0x")
 
 
+@functools.lru_cache(maxsize=65_536)
+def _checksum(address: str) -> str:
+    # Checksumming hashes the address; a busy wallet repeats a few addresses thousands of times.
+    return to_checksum_address(address)
+
+
 def _topic_address(topic: str) -> str:
-    return to_checksum_address("0x" + topic[-40:])
+    return _checksum("0x" + topic[-40:].lower())
 
 
 def created_address(sender: str, nonce: int) -> str:
@@ -86,6 +99,15 @@ def _direction(wallet: str, sender: str, receiver: str) -> tuple[Direction, str]
     return "out", receiver
 
 
+def _word(data: str, index: int) -> int:
+    """The index-th 32-byte word of 0x-hex ABI data (no bounds beyond what the data holds)."""
+    start = 2 + 64 * index
+    chunk = data[start : start + 64]
+    if len(chunk) != 64:
+        raise ValueError("short ABI data")
+    return int(chunk, 16)
+
+
 def classify_logs(wallet: str, logs: list[dict[str, Any]]) -> tuple[list[Transfer], list[Interaction]]:
     """Tell ERC-20 from ERC-721 by topic count, 1155 by its events; the rest are interactions."""
     transfers: list[Transfer] = []
@@ -97,38 +119,27 @@ def classify_logs(wallet: str, logs: list[dict[str, Any]]) -> tuple[list[Transfe
             continue
         seen.add(identity)
         topics = log["topics"]
-        contract = to_checksum_address(log["address"])
+        contract = _checksum(log["address"])
         block_number = int(log["blockNumber"], 16)
-        data = bytes.fromhex(log["data"][2:])
-        common = {"contract": contract, "block_number": block_number, "tx_hash": log["transactionHash"]}
+        tx_hash = log["transactionHash"]
+        data: str = log.get("data") or "0x"
         topic0 = topics[0] if topics else ""
         try:
             if topic0 == TRANSFER_TOPIC and len(topics) in (3, 4):
                 sender, receiver = _topic_address(topics[1]), _topic_address(topics[2])
                 direction, counterparty = _direction(wallet, sender, receiver)
                 if len(topics) == 3:
-                    (amount,) = abi_decode(["uint256"], data) if data else (0,)
+                    amount = _word(data, 0) if len(data) > 2 else 0
                     transfers.append(
                         Transfer(
-                            "erc20",
-                            direction,
-                            counterparty=counterparty,
-                            token_id=None,
-                            amount=amount,
-                            log_index=identity[1],
-                            **common,
+                            "erc20", direction, contract, counterparty, block_number, None, amount, tx_hash, identity[1]
                         )
                     )
                 else:
+                    token_id = int(topics[3], 16)
                     transfers.append(
                         Transfer(
-                            "erc721",
-                            direction,
-                            counterparty=counterparty,
-                            token_id=int(topics[3], 16),
-                            amount=1,
-                            log_index=identity[1],
-                            **common,
+                            "erc721", direction, contract, counterparty, block_number, token_id, 1, tx_hash, identity[1]
                         )
                     )
                 continue
@@ -136,67 +147,179 @@ def classify_logs(wallet: str, logs: list[dict[str, Any]]) -> tuple[list[Transfe
                 sender, receiver = _topic_address(topics[2]), _topic_address(topics[3])
                 direction, counterparty = _direction(wallet, sender, receiver)
                 if topic0 == TRANSFER_SINGLE_TOPIC:
-                    token_id, amount = abi_decode(["uint256", "uint256"], data)
-                    pairs = [(token_id, amount)]
+                    pairs = [(_word(data, 0), _word(data, 1))]
                 else:
-                    ids, amounts = abi_decode(["uint256[]", "uint256[]"], data)
+                    ids, amounts = abi_decode(["uint256[]", "uint256[]"], bytes.fromhex(data[2:]))
                     pairs = list(zip(ids, amounts, strict=False))
                 for token_id, amount in pairs:
                     transfers.append(
                         Transfer(
                             "erc1155",
                             direction,
-                            counterparty=counterparty,
-                            token_id=token_id,
-                            amount=amount,
-                            log_index=identity[1],
-                            **common,
+                            contract,
+                            counterparty,
+                            block_number,
+                            token_id,
+                            amount,
+                            tx_hash,
+                            identity[1],
                         )
                     )
                 continue
         except Exception:  # noqa: BLE001, S110 - a malformed log from a hostile contract is not a transfer
             pass
-        interactions.append(Interaction(topic0=topic0, **common))
+        interactions.append(Interaction(contract, topic0, block_number, tx_hash))
     return transfers, interactions
 
 
 class LogScanner:
-    """Scans eth_getLogs in block windows, shrinking the window when a provider refuses a range."""
+    """Scans eth_getLogs in block windows that adapt to what the provider accepts.
+
+    Workers (at most `concurrency` requests in flight) take the next window from a shared
+    cursor, so a window learned from one refusal applies to every range not yet sent. A
+    refusal that names a block cap ("max range 2000", Alchemy's "[0x.., 0x..] should
+    work") becomes a ceiling the window never grows past; one that blames the result count
+    only shrinks the window, which grows back while answers come in.
+    """
 
     def __init__(self, rpc: JsonRpcClient, *, window: int = 10_000, concurrency: int = 4) -> None:
         self.rpc = rpc
         self.window = max(1, window)
-        self._limit = asyncio.Semaphore(concurrency)
+        self.ceiling = self.window
+        self.concurrency = max(1, concurrency)
+        self.refusals = 0  # ranges the provider refused (each one is re-sent split)
 
-    async def _logs(self, start: int, end: int, topic_filters: list[list[str | None]]) -> list[dict[str, Any]]:
+    async def _fetch(self, start: int, end: int, topic_filters: list[list[str | None]]) -> list[dict[str, Any]]:
         calls = [
             ("eth_getLogs", [{"fromBlock": hex(start), "toBlock": hex(end), "topics": topics}])
             for topics in topic_filters
         ]
-        try:
-            async with self._limit:
-                results = await self.rpc.batch(calls)
-        except RpcCallError as exc:
-            if not exc.is_range_limit or start == end:
-                raise
-            middle = (start + end) // 2
-            # Remember the smaller window so later ranges do not fail the same way.
-            self.window = max(1, min(self.window, middle - start + 1))
-            left, right = await asyncio.gather(
-                self._logs(start, middle, topic_filters), self._logs(middle + 1, end, topic_filters)
-            )
-            return left + right
+        results = await self.rpc.batch(calls)
         return [log for result in results for log in (result or [])]
 
+    def _shrink(self, exc: RpcCallError, size: int) -> int:
+        hint = exc.suggested_window()
+        smaller = hint if hint is not None and hint < size else max(1, size // 2)
+        if not exc.is_result_limit:
+            self.ceiling = min(self.ceiling, smaller)
+        self.window = max(1, min(self.window, smaller))
+        return smaller
+
     async def scan(self, start: int, end: int, topic_filters: list[list[str | None]]) -> list[dict[str, Any]]:
-        tasks = []
+        if end < start:
+            return []
         cursor = start
-        while cursor <= end:
-            stop = min(end, cursor + self.window - 1)
-            tasks.append(self._logs(cursor, stop, topic_filters))
-            cursor = stop + 1
-        chunks = await asyncio.gather(*tasks)
-        return [log for chunk in chunks for log in chunk]
+        retry: list[tuple[int, int]] = []  # refused ranges, already split
+        found: list[dict[str, Any]] = []
+        streak = 0
+
+        def next_range() -> tuple[int, int] | None:
+            nonlocal cursor
+            if retry:
+                return retry.pop()
+            if cursor > end:
+                return None
+            low, high = cursor, min(end, cursor + self.window - 1)
+            cursor = high + 1
+            return low, high
+
+        async def worker() -> None:
+            nonlocal streak
+            while (span := next_range()) is not None:
+                low, high = span
+                try:
+                    logs = await self._fetch(low, high, topic_filters)
+                except RpcCallError as exc:
+                    if not exc.is_range_limit:
+                        raise
+                    if low == high:
+                        raise HistoryError(f"provider refuses eth_getLogs even for block {low}: {exc}") from exc
+                    self.refusals += 1
+                    streak = 0
+                    step = self._shrink(exc, high - low + 1)
+                    starts = range(low, high + 1, step)
+                    retry.extend((a, min(high, a + step - 1)) for a in reversed(starts))
+                    continue
+                found.extend(logs)
+                streak += 1
+                # Result-count refusals depend on density: try wider windows again after a calm run.
+                if streak >= 2 * self.concurrency and self.window < self.ceiling:
+                    self.window = min(self.ceiling, self.window * 2)
+                    streak = 0
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.concurrency):
+                    group.create_task(worker())
+        except BaseExceptionGroup as group_error:
+            # Callers handle HistoryError (and its RpcCallError); hand them the first failure itself.
+            raise group_error.exceptions[0] from None
+        return found
+
+
+def wallet_topic_filters(wallet: str) -> list[list[str | None]]:
+    """The wallet as any indexed argument: transfers (from/to), 1155 operator/from/to, protocol events."""
+    topic = address_topic(wallet)
+    return [[None, topic], [None, None, topic], [None, None, None, topic]]
+
+
+async def _state_active(rpc: JsonRpcClient, wallet: str, blocks: list[int], *, by_code: bool) -> list[bool] | None:
+    """Per block: has the account any footprint yet (nonce or balance, or code for a contract)?
+
+    None when the node has no state that far back (pruned), so the caller falls back to logs.
+    """
+    calls: list[tuple[str, list[Any]]] = []
+    for number in blocks:
+        tag = hex(number)
+        if by_code:
+            calls.append(("eth_getCode", [wallet, tag]))
+        else:
+            calls += [("eth_getTransactionCount", [wallet, tag]), ("eth_getBalance", [wallet, tag])]
+    try:
+        answers = await rpc.batch(calls)
+    except (RpcCallError, HistoryError):
+        return None
+    if by_code:
+        return [answer not in EMPTY_CODE for answer in answers]
+    flags = []
+    for nonce, balance in zip(answers[0::2], answers[1::2], strict=True):
+        if not isinstance(nonce, str) or not isinstance(balance, str):
+            return None
+        flags.append(int(nonce, 16) > 0 or int(balance, 16) > 0)
+    return flags
+
+
+async def first_activity_from_state(
+    rpc: JsonRpcClient, wallet: str, low: int, high: int, *, by_code: bool = False, fanout: int = 8
+) -> int | None:
+    """The first block in [low, high] where the account has a footprint; high must have one.
+
+    A k-ary search: each round asks `fanout` blocks in one batch, so 2M blocks take ~7
+    round trips. For an EOA the footprint (nonce > 0 or balance > 0) cannot vanish before
+    its first transaction and the nonce never falls, so the predicate is monotonic; for a
+    contract it is "has code". None when the node keeps no state at some probed block.
+    """
+    at_low = await _state_active(rpc, wallet, [low], by_code=by_code)
+    if at_low is None:
+        return None
+    if at_low[0]:
+        return low
+    # Invariant: inactive at low, active at high.
+    while high - low > 1:
+        step = (high - low) / (fanout + 1)
+        probes = sorted({low + max(1, round(step * (i + 1))) for i in range(fanout)} - {high})
+        probes = [p for p in probes if low < p < high]
+        if not probes:
+            break
+        flags = await _state_active(rpc, wallet, probes, by_code=by_code)
+        if flags is None:
+            return None
+        for probe, active in zip(probes, flags, strict=True):
+            if active:
+                high = probe
+                break
+            low = probe
+    return high
 
 
 async def fetch_history(
@@ -204,18 +327,87 @@ async def fetch_history(
     address: str,
     *,
     block: int | None = None,
+    chain_id: int | None = None,
     max_depth: int = 2_000_000,
     window: int = 10_000,
     concurrency: int = 4,
     deployed_scan_limit: int = 64,
+    search_first_activity: bool = True,
 ) -> WalletHistory:
-    """Read balance, nonce, code, transfers, interactions and deployments at one block."""
+    """Read balance, nonce, code, transfers, interactions, deployments and age at one block."""
     wallet = to_checksum_address(address)
-    if block is None:
+    if block is None or chain_id is None:
         head, chain_id_hex = await rpc.batch([("eth_blockNumber", []), ("eth_chainId", [])])
-        block = int(head, 16)
-    else:
-        (chain_id_hex,) = await rpc.batch([("eth_chainId", [])])
+        block = int(head, 16) if block is None else block
+        chain_id = int(chain_id_hex, 16)
+    state = await read_account_state(
+        rpc,
+        wallet,
+        block=block,
+        max_depth=max_depth,
+        deployed_scan_limit=deployed_scan_limit,
+        search_first_activity=search_first_activity,
+    )
+    filters = wallet_topic_filters(wallet)
+    logs = await LogScanner(rpc, window=window, concurrency=concurrency).scan(state.from_block, block, filters)
+    logs.sort(key=lambda entry: (int(entry["blockNumber"], 16), int(entry["logIndex"], 16)))
+    transfers, interactions = classify_logs(wallet, logs)
+    return state.with_activity(chain_id, transfers, interactions)
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """Balance, nonce, code, deployments and state-derived age of one account at one block."""
+
+    address: str
+    block_number: int
+    from_block: int
+    balance_wei: int
+    nonce: int
+    is_contract: bool
+    deployed_contracts: tuple[str, ...]
+    first_state_block: int | None
+
+    def with_activity(
+        self, chain_id: int, transfers: list[Transfer], interactions: list[Interaction], *, source: str = "rpc"
+    ) -> WalletHistory:
+        """Combine with the wallet's logs: the first activity is the earlier of state and logs."""
+        blocks = [t.block_number for t in transfers] + [i.block_number for i in interactions]
+        first_log = min(blocks) if blocks else None
+        first: int | None
+        origin: FirstActivitySource
+        if self.first_state_block is not None and (first_log is None or self.first_state_block <= first_log):
+            first, origin = self.first_state_block, "state"
+        elif first_log is not None:
+            first, origin = first_log, "logs"
+        else:
+            first, origin = None, "none"
+        return WalletHistory(
+            chain_id=chain_id,
+            address=self.address,
+            block_number=self.block_number,
+            from_block=self.from_block,
+            balance_wei=self.balance_wei,
+            nonce=self.nonce,
+            is_contract=self.is_contract,
+            transfers=tuple(transfers),
+            interactions=tuple(interactions),
+            deployed_contracts=self.deployed_contracts,
+            first_activity_block=first,
+            first_activity_source=origin,
+            source=source,
+        )
+
+
+async def read_account_state(
+    rpc: JsonRpcClient,
+    wallet: str,
+    *,
+    block: int,
+    max_depth: int,
+    deployed_scan_limit: int = 64,
+    search_first_activity: bool = True,
+) -> AccountState:
     tag = hex(block)
     balance, nonce, code = await rpc.batch(
         [
@@ -224,31 +416,93 @@ async def fetch_history(
             ("eth_getCode", [wallet, tag]),
         ]
     )
+    if not isinstance(balance, str) or not isinstance(nonce, str):
+        raise HistoryError("eth_getBalance/eth_getTransactionCount returned no value")
     from_block = max(0, block - max_depth + 1)
-    topic = address_topic(wallet)
-    # The wallet as any indexed argument: transfers (from/to) and protocol events (user).
-    filters: list[list[str | None]] = [[None, topic], [None, None, topic], [None, None, None, topic]]
-    logs = await LogScanner(rpc, window=window, concurrency=concurrency).scan(from_block, block, filters)
-    logs.sort(key=lambda entry: (int(entry["blockNumber"], 16), int(entry["logIndex"], 16)))
-    transfers, interactions = classify_logs(wallet, logs)
+    nonce_value, balance_value = int(nonce, 16), int(balance, 16)
+    is_contract = code not in EMPTY_CODE
 
-    nonce_value = int(nonce, 16)
     deployed: list[str] = []
     candidates = [created_address(wallet, n) for n in range(min(nonce_value, deployed_scan_limit))]
     if candidates:
         codes = await rpc.batch([("eth_getCode", [c, tag]) for c in candidates])
-        deployed = [c for c, found in zip(candidates, codes, strict=True) if found not in (None, "0x", "0x0")]
-    if not isinstance(balance, str):
-        raise HistoryError("eth_getBalance returned no value")
-    return WalletHistory(
-        chain_id=int(chain_id_hex, 16),
+        deployed = [c for c, found in zip(candidates, codes, strict=True) if found not in EMPTY_CODE]
+
+    first_state: int | None = None
+    has_footprint = is_contract or nonce_value > 0 or balance_value > 0
+    if search_first_activity and has_footprint:
+        first_state = await first_activity_from_state(rpc, wallet, from_block, block, by_code=is_contract)
+    return AccountState(
         address=wallet,
         block_number=block,
         from_block=from_block,
-        balance_wei=int(balance, 16),
+        balance_wei=balance_value,
         nonce=nonce_value,
-        is_contract=code not in (None, "0x", "0x0"),
-        transfers=tuple(transfers),
-        interactions=tuple(interactions),
+        is_contract=is_contract,
         deployed_contracts=tuple(deployed),
+        first_state_block=first_state,
     )
+
+
+class HistorySource(Protocol):
+    """Where wallet histories come from: plain JSON-RPC, or an indexer behind the same shape."""
+
+    name: str
+
+    async def chain_id(self) -> int: ...
+
+    async def head(self) -> int: ...
+
+    async def fetch(self, address: str, *, block: int) -> WalletHistory: ...
+
+    def cache_tag(self) -> str:
+        """What, besides (chain, address, block), decides the answer: goes into cache keys."""
+        ...
+
+
+class RpcHistorySource:
+    """Histories over any EVM JSON-RPC endpoint (eth_getLogs in adaptive windows)."""
+
+    name = "rpc"
+
+    def __init__(
+        self,
+        rpc: JsonRpcClient,
+        *,
+        max_depth: int = 2_000_000,
+        window: int = 10_000,
+        concurrency: int = 4,
+        deployed_scan_limit: int = 64,
+        search_first_activity: bool = True,
+    ) -> None:
+        self.rpc = rpc
+        self.max_depth = max_depth
+        self.window = window
+        self.concurrency = concurrency
+        self.deployed_scan_limit = deployed_scan_limit
+        self.search_first_activity = search_first_activity
+        self._chain_id: int | None = None
+
+    async def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(await self.rpc.call("eth_chainId"), 16)
+        return self._chain_id
+
+    async def head(self) -> int:
+        return int(await self.rpc.call("eth_blockNumber"), 16)
+
+    def cache_tag(self) -> str:
+        return f"{self.name}:d{self.max_depth}"
+
+    async def fetch(self, address: str, *, block: int) -> WalletHistory:
+        return await fetch_history(
+            self.rpc,
+            address,
+            block=block,
+            chain_id=await self.chain_id(),
+            max_depth=self.max_depth,
+            window=self.window,
+            concurrency=self.concurrency,
+            deployed_scan_limit=self.deployed_scan_limit,
+            search_first_activity=self.search_first_activity,
+        )

@@ -9,8 +9,13 @@ from typing import Any
 
 from personalization.history import WalletHistory
 from personalization.registry import LABELS, ContractRegistry
+from personalization.summary import HistorySummary, summarize
 
 WEI_PER_ETH = 10**18
+FLOW_KEYS = tuple(
+    f"{standard}_{direction}" for standard in ("erc20", "erc721", "erc1155") for direction in ("in", "out")
+)
+_PAIR_FIELDS = ("top_contracts", "top_collections", "top_tokens")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,13 @@ class WalletProfile:
     labels: dict[str, int] = field(default_factory=dict)
     top_contracts: tuple[tuple[str, int], ...] = ()
     context: dict[str, Any] = field(default_factory=dict)
+    # Added with the history rework; defaults keep profiles saved before it loadable.
+    items_held: int = 0  # ERC-1155 token ids with a positive balance
+    first_activity_block: int | None = None  # from historical state where kept, else the first log
+    recent_events: int = 0  # events in the history's recent window (see HistorySummary.recent_blocks)
+    flows: dict[str, int] = field(default_factory=dict)  # erc20_in, erc20_out, erc721_in, ...
+    top_collections: tuple[tuple[str, int], ...] = ()  # NFT contracts (721/1155) by transfers
+    top_tokens: tuple[tuple[str, int], ...] = ()  # ERC-20 contracts by transfers
 
     @property
     def total_events(self) -> int:
@@ -52,21 +64,31 @@ class WalletProfile:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["top_contracts"] = [list(pair) for pair in self.top_contracts]
+        for name in _PAIR_FIELDS:
+            data[name] = [list(pair) for pair in getattr(self, name)]
         return data
 
     def features(self) -> dict[str, Any]:
         """The address-free features: what the style may depend on."""
         data = self.to_dict()
-        for key in ("chain_id", "address", "block_number", "first_active_block", "last_active_block"):
+        for key in (
+            "chain_id",
+            "address",
+            "block_number",
+            "first_active_block",
+            "last_active_block",
+            "first_activity_block",
+        ):
             data.pop(key)
-        data["top_contracts"] = [count for _, count in self.top_contracts]
+        for name in _PAIR_FIELDS:
+            data[name] = [count for _, count in getattr(self, name)]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WalletProfile:
         data = dict(data)
-        data["top_contracts"] = tuple((str(a), int(n)) for a, n in data.get("top_contracts", ()))
+        for name in _PAIR_FIELDS:
+            data[name] = tuple((str(a), int(n)) for a, n in data.get(name, ()))
         return cls(**data)
 
     def to_json(self) -> str:
@@ -74,55 +96,76 @@ class WalletProfile:
 
 
 def build_profile(
-    history: WalletHistory, registry: ContractRegistry, context: dict[str, Any] | None = None
+    history: WalletHistory | HistorySummary,
+    registry: ContractRegistry,
+    context: dict[str, Any] | None = None,
 ) -> WalletProfile:
-    """Count, label and summarise; pure and deterministic."""
-    by_standard = Counter(t.standard for t in history.transfers)
-    by_direction = Counter(t.direction for t in history.transfers)
+    """Count, label and summarise; pure and deterministic. Takes a raw history or its summary."""
+    summary = history if isinstance(history, HistorySummary) else summarize(history)
+    by_kind: Counter[str] = Counter()
+    by_direction: Counter[str] = Counter()
+    flows: Counter[str] = Counter()
     contract_activity: Counter[str] = Counter()
-    for transfer in history.transfers:
-        contract_activity[transfer.contract] += 1
-    for interaction in history.interactions:
-        contract_activity[interaction.contract] += 1
+    collections: Counter[str] = Counter()
+    tokens: Counter[str] = Counter()
+    nfts_held = items_held = 0
+    for activity in summary.contracts:
+        contract_activity[activity.contract] += activity.events
+        if activity.kind == "interaction":
+            by_kind["interaction"] += activity.interactions
+            continue
+        moved = activity.transfers_in + activity.transfers_out + activity.transfers_self
+        by_kind[activity.kind] += moved
+        by_direction["in"] += activity.transfers_in
+        by_direction["out"] += activity.transfers_out
+        flows[f"{activity.kind}_in"] += activity.transfers_in
+        flows[f"{activity.kind}_out"] += activity.transfers_out
+        if activity.kind == "erc20":
+            tokens[activity.contract] += moved
+        else:
+            collections[activity.contract] += moved
+        if activity.kind == "erc721":
+            nfts_held += activity.held
+        else:
+            items_held += activity.held if activity.kind == "erc1155" else 0
     labels: Counter[str] = Counter()
     for contract, count in contract_activity.items():
-        known = registry.lookup(history.chain_id, contract)
+        known = registry.lookup(summary.chain_id, contract)
         if known is not None:
             labels[known.label] += count
-    if history.deployed_contracts:
-        labels["infrastructure"] += len(history.deployed_contracts)
-
-    held: Counter[tuple[str, int]] = Counter()
-    for transfer in history.transfers:
-        if transfer.standard == "erc721" and transfer.token_id is not None:
-            key = (transfer.contract, transfer.token_id)
-            if transfer.direction == "in":
-                held[key] += 1
-            elif transfer.direction == "out":
-                held[key] -= 1
-    blocks = [t.block_number for t in history.transfers] + [i.block_number for i in history.interactions]
-    counterparties = {t.counterparty for t in history.transfers if t.direction != "self"}
+    if summary.deployed_contracts:
+        labels["infrastructure"] += len(summary.deployed_contracts)
     return WalletProfile(
-        chain_id=history.chain_id,
-        address=history.address,
-        block_number=history.block_number,
-        balance_eth=round(history.balance_wei / WEI_PER_ETH, 6),
-        tx_count=history.nonce,
-        is_contract=history.is_contract,
-        erc20_transfers=by_standard["erc20"],
-        erc721_transfers=by_standard["erc721"],
-        erc1155_transfers=by_standard["erc1155"],
+        chain_id=summary.chain_id,
+        address=summary.address,
+        block_number=summary.block_number,
+        balance_eth=round(summary.balance_wei / WEI_PER_ETH, 6),
+        tx_count=summary.nonce,
+        is_contract=summary.is_contract,
+        erc20_transfers=by_kind["erc20"],
+        erc721_transfers=by_kind["erc721"],
+        erc1155_transfers=by_kind["erc1155"],
         transfers_in=by_direction["in"],
         transfers_out=by_direction["out"],
-        interactions=len(history.interactions),
+        interactions=by_kind["interaction"],
         distinct_contracts=len(contract_activity),
-        distinct_counterparties=len(counterparties),
-        nfts_held=sum(1 for count in held.values() if count > 0),
-        contracts_deployed=len(history.deployed_contracts),
-        first_active_block=min(blocks) if blocks else None,
-        last_active_block=max(blocks) if blocks else None,
-        active_blocks=len(set(blocks)),
+        distinct_counterparties=summary.distinct_counterparties,
+        nfts_held=nfts_held,
+        contracts_deployed=len(summary.deployed_contracts),
+        first_active_block=summary.first_event_block,
+        last_active_block=summary.last_event_block,
+        active_blocks=summary.active_blocks,
         labels={label: labels[label] for label in LABELS if labels[label]},
-        top_contracts=tuple(sorted(contract_activity.items(), key=lambda kv: (-kv[1], kv[0]))[:5]),
+        top_contracts=_top(contract_activity),
         context=dict(context or {}),
+        items_held=items_held,
+        first_activity_block=summary.first_activity_block,
+        recent_events=summary.recent_events,
+        flows={key: flows[key] for key in FLOW_KEYS},
+        top_collections=_top(collections),
+        top_tokens=_top(tokens),
     )
+
+
+def _top(counts: Counter[str], keep: int = 5) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:keep])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,14 @@ _RANGE_ERROR_HINTS = (
     "block range",
     "exceed",
 )
+# Phrases that blame the number of results rather than the width of the range.
+_RESULT_ERROR_HINTS = ("result", "response size", "too many logs")
+# "this block range should work: [0x10, 0x5f]" (Alchemy) names a range that will pass.
+_HINT_PAIR = re.compile(r"\[\s*(0x[0-9a-f]+)\s*,\s*(0x[0-9a-f]+)\s*\]")
+# "maximum block range: 5000", "up to a 2K block range", "limited to a 10,000 range", "range of 500 blocks".
+_HINT_NUMBER = re.compile(
+    r"(?:range(?:\s+(?:is|of|limit|:))*\s*:?\s*(\d[\d,]*)(k?)\b)|(?:(\d[\d,]*)(k?)\s*(?:-\s*)?(?:block|range))"
+)
 
 
 class RpcCallError(HistoryError):
@@ -35,8 +44,29 @@ class RpcCallError(HistoryError):
 
     @property
     def is_range_limit(self) -> bool:
+        """The provider refused an eth_getLogs range or result set as too large."""
         message = self.rpc_message.lower()
         return self.method == "eth_getLogs" and any(h in message for h in _RANGE_ERROR_HINTS)
+
+    @property
+    def is_result_limit(self) -> bool:
+        """The refusal blames the result count (depends on density) rather than a fixed block cap."""
+        message = self.rpc_message.lower()
+        return self.is_range_limit and any(h in message for h in _RESULT_ERROR_HINTS)
+
+    def suggested_window(self) -> int | None:
+        """The block window the provider's message says will pass, when it says one."""
+        message = self.rpc_message.lower()
+        pair = _HINT_PAIR.search(message)
+        if pair:
+            low, high = int(pair.group(1), 16), int(pair.group(2), 16)
+            return high - low + 1 if high >= low else None
+        for match in _HINT_NUMBER.finditer(message):
+            digits, kilo = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+            value = int(digits.replace(",", "")) * (1000 if kilo else 1)
+            if value > 0:
+                return value
+        return None
 
 
 class JsonRpcClient:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from personalization.context import ContextSchema, parse_context_schema
 from personalization.errors import StyleDNAError
 
 # The choice fields every style DNA must bound, and the numeric ones.
@@ -75,6 +76,10 @@ class StyleDNA:
     width: int
     height: int
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    # Words no composed prompt may contain (style.deny); also appended to the negative prompt.
+    deny: tuple[str, ...] = ()
+    # The app context this collection accepts (the file's [context] table).
+    context_schema: ContextSchema = field(default_factory=ContextSchema, compare=False)
 
     def choices(self, name: str) -> tuple[str, ...]:
         if name == "palette":
@@ -99,8 +104,20 @@ class StyleDNA:
                 raise StyleDNAError(f"{name}={value} outside [{bounds.low}, {bounds.high}]")
 
     def prompt(self, params: StyleParams) -> str:
-        """Diffusion prompt composed from bounded params and the DNA template only."""
-        return self.prompt_template.format(**params.to_dict())
+        """Diffusion prompt composed from bounded params and the DNA template only (capped, deny-checked)."""
+        from personalization.prompt import compose_prompt
+
+        return compose_prompt(params, self).positive
+
+    def negative_prompt(self) -> str:
+        """The DNA's negative prompts plus its deny list, capped."""
+        from personalization.prompt import MAX_NEGATIVE_CHARS, _cap
+
+        words: list[str] = []
+        for word in (*self.negative_prompts, *self.deny):
+            if word not in words:
+                words.append(word)
+        return _cap(words, MAX_NEGATIVE_CHARS)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -168,21 +185,38 @@ def parse_style_dna(raw: dict[str, Any], where: str) -> StyleDNA:
         template.format(**dict.fromkeys(CHOICE_FIELDS + NUMERIC_FIELDS, "x"))
     except (KeyError, IndexError) as exc:
         raise StyleDNAError(f"{where}: style.prompt_template names an unknown field") from exc
+    deny_raw = style.get("deny", [])
+    if not isinstance(deny_raw, list) or not all(isinstance(w, str) and w.strip() for w in deny_raw):
+        raise StyleDNAError(f"{where}: style.deny must be a list of words")
+    deny = tuple(w.strip().lower() for w in deny_raw)
+    media, motifs, moods = (
+        _str_list(style, "media", where + ": style"),
+        _str_list(style, "motifs", where + ": style"),
+        _str_list(style, "moods", where + ": style"),
+    )
+    from personalization.prompt import denied_word
+
+    for text in (template, *palettes, *media, *motifs, *moods):
+        hit = denied_word(text, deny)
+        if hit is not None:
+            raise StyleDNAError(f"{where}: {text!r} contains the denied word {hit!r}")
     return StyleDNA(
         collection_id=collection_id,
         name=str(raw.get("name", collection_id)),
         symbol=str(raw.get("symbol", collection_id.upper()[:8])),
         description=str(raw.get("description", "")),
         palettes=palettes,
-        media=_str_list(style, "media", where + ": style"),
-        motifs=_str_list(style, "motifs", where + ": style"),
-        moods=_str_list(style, "moods", where + ": style"),
+        media=media,
+        motifs=motifs,
+        moods=moods,
         ranges=ranges,
         negative_prompts=tuple(style.get("negative_prompts", ())),
         prompt_template=template,
         width=width,
         height=height,
         raw=raw,
+        deny=deny,
+        context_schema=parse_context_schema(raw.get("context"), where),
     )
 
 

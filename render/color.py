@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import math
 from collections.abc import Sequence
 
 from render.errors import InvalidRenderRequest
@@ -83,7 +84,7 @@ def clamp(rgb: RGB) -> RGB:
 
 
 def distance(a: RGB, b: RGB) -> float:
-    return ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2) ** 0.5
+    return math.sqrt((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2)
 
 
 def _unit(x: float) -> float:

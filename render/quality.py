@@ -22,9 +22,10 @@ class QualityThresholds:
     A collection can override any of them from its DNA's [quality] table.
     """
 
-    # Luma standard deviation: a flat grey or single-colour frame is ~0; the
-    # calmest real renders (serene watercolour) sit around 0.06.
-    min_std: float = 0.03
+    # Luma standard deviation: a flat or single-colour frame is ~0 and faint
+    # noise on one (+-1 %) ~0.006; the darkest, calmest real renders (a small
+    # dusky oil) sit near 0.03, typical ones at 0.1-0.2.
+    min_std: float = 0.02
     # Structure is measured on `pool` x `pool` block means so that per-pixel
     # film grain or sensor-like noise does not count as structure.
     pool: int = 4
@@ -195,4 +196,5 @@ def _pool(luma: np.ndarray, size: int) -> np.ndarray:
     size = max(1, min(size, h, w))
     hh, ww = h // size * size, w // size * size
     blocks = luma[:hh, :ww].reshape(hh // size, size, ww // size, size)
-    return blocks.mean(axis=(1, 3))
+    pooled: np.ndarray = blocks.mean(axis=(1, 3))
+    return pooled

@@ -131,9 +131,7 @@ def _code_fields(compiled: dict[str, Any]) -> dict[str, Any]:
 
 def _compile(project_root: Path) -> tuple[dict[str, Any], list[str]]:
     source = (_CONTRACTS_DIR / SOURCE_NAME).read_text(encoding="utf-8")
-    version, contracts, warnings = _solc_outputs(
-        project_root, {SOURCE_NAME: source}, {SOURCE_NAME: [CONTRACT_NAME]}
-    )
+    version, contracts, warnings = _solc_outputs(project_root, {SOURCE_NAME: source}, {SOURCE_NAME: [CONTRACT_NAME]})
     artifact = {
         "contractName": CONTRACT_NAME,
         "sourceName": SOURCE_NAME,

@@ -85,9 +85,7 @@ def test_committed_samples_shape() -> None:
     # Same compiler and settings as PersonaMint, so one toolchain pins both.
     assert artifact["compiler"] == build.load_artifact()["compiler"]
     assert artifact["settings"] == build.SETTINGS
-    names = {
-        contract: {item.get("name") for item in entry["abi"]} for contract, entry in artifact["contracts"].items()
-    }
+    names = {contract: {item.get("name") for item in entry["abi"]} for contract, entry in artifact["contracts"].items()}
     assert {"mint", "Transfer", "transfer"} <= names["DemoToken"]
     assert {"mint", "Transfer", "transferFrom"} <= names["DemoCollection"]
     assert {"mintBatch", "TransferBatch", "TransferSingle", "safeTransferFrom"} <= names["DemoItems"]

@@ -1,0 +1,166 @@
+"""Confirmed mints per second: the naive web3.py loop against chain.minter, on one local anvil.
+
+Run from the repository root:
+    python -m benchmarks.mint_throughput                        # automine, 1,000 mints each
+    python -m benchmarks.mint_throughput --block-time 1          # 1 s blocks, 300M gas limit
+
+The naive path is what a user would write with web3.py: build the transaction (nonce,
+gas estimate and fees from the node), sign, send, wait for the receipt, repeat. Its
+receipt polling interval is 5 ms, not web3's default 100 ms, so it is not handicapped.
+Both mint to distinct fresh wallets with distinct token URIs; a mint counts once its
+receipt is in (1 confirmation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Run as a script (`python benchmarks/mint_throughput.py`): make the repository importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eth_account import Account
+from web3 import HTTPProvider, Web3
+
+from chain.anvil import AnvilProcess, dev_account
+from chain.contract import PersonaMint, _abi, deploy_persona_mint
+from chain.minter import Minter, MinterConfig
+from chain.rpc import JsonRpc
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    mints: int
+    seconds: float
+    gas_per_token: float
+    txs: int
+
+    @property
+    def rate(self) -> float:
+        return self.mints / self.seconds
+
+
+def _requests(count: int) -> list[tuple[bytes, str, str]]:
+    return [
+        (os.urandom(32), Account.create().address, f"ipfs://bafkreib{os.urandom(26).hex()[:51]}") for _ in range(count)
+    ]
+
+
+async def _deploy(url: str) -> str:
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(url))
+    admin, minter = dev_account(0), dev_account(1)
+    deployment = await deploy_persona_mint(
+        w3, admin, name="Bench", symbol="BENCH", admin=admin.address, minter=minter.address
+    )
+    await w3.provider.disconnect()
+    return deployment.address
+
+
+def naive(url: str, address: str, count: int) -> Run:
+    """build → sign → send → wait for the receipt → repeat, with web3.py's own helpers."""
+    w3 = Web3(HTTPProvider(url))
+    signer = dev_account(1)
+    contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=list(_abi()))
+    gas_total = 0
+    start = time.perf_counter()
+    for request_id, recipient, uri in _requests(count):
+        tx = contract.functions.mint(recipient, uri, request_id).build_transaction(
+            {"from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address, "pending")}
+        )
+        signed = signer.sign_transaction(tx)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.005)
+        assert receipt["status"] == 1
+        gas_total += receipt["gasUsed"]
+    seconds = time.perf_counter() - start
+    return Run("naive web3.py loop", count, seconds, gas_total / count, count)
+
+
+async def ours(url: str, address: str, count: int, config: MinterConfig) -> Run:
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(url))
+    rpc = JsonRpc(url)
+    minter = Minter(rpc, dev_account(1), PersonaMint(w3, address), config)
+    requests = _requests(count)
+    await minter.start()
+    start = time.perf_counter()
+    receipts = await asyncio.gather(*(minter.mint(rid, recipient, uri) for rid, recipient, uri in requests))
+    seconds = time.perf_counter() - start
+    await minter.stop()
+    assert len({receipt.token_id for receipt in receipts}) == count, "duplicate token ids"
+    assert all(r.recipient == recipient for r, (_, recipient, _) in zip(receipts, requests, strict=True))
+    by_tx: dict[str, int] = {}
+    for receipt in receipts:
+        by_tx[receipt.tx_hash] = (receipt.gas_used or 0) * receipt.batch_size
+    gas_total = sum(by_tx.values())
+    await rpc.close()
+    await w3.provider.disconnect()
+    return Run("chain.minter (batched, pipelined)", count, seconds, gas_total / count, len(by_tx))
+
+
+def _table(runs: list[Run], title: str) -> str:
+    lines = [title, f"{'path':<36}{'mints':>7}{'seconds':>10}{'mints/s':>10}{'txs':>6}{'gas/token':>11}"]
+    for run in runs:
+        lines.append(
+            f"{run.name:<36}{run.mints:>7}{run.seconds:>10.2f}{run.rate:>10.1f}{run.txs:>6}{run.gas_per_token:>11,.0f}"
+        )
+    if len(runs) == 2:
+        lines.append(f"ratio (ours / naive): {runs[1].rate / runs[0].rate:.1f}x")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mints", type=int, default=1000, help="mints per path")
+    parser.add_argument("--naive-mints", type=int, default=None, help="mints for the naive path (default: --mints)")
+    parser.add_argument("--block-time", type=float, default=None, help="interval mining (seconds); default automine")
+    parser.add_argument("--gas-limit", type=int, default=None, help="block gas limit (default 300M with --block-time)")
+    parser.add_argument("--gas-budget", type=int, default=None, help="gas per mintBatch transaction")
+    parser.add_argument("--max-batch", type=int, default=None, help="mints per transaction at most")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each path; the table shows medians")
+    args = parser.parse_args(argv)
+
+    interval = args.block_time is not None
+    gas_limit = args.gas_limit or (300_000_000 if interval else None)
+    budget = args.gas_budget or (60_000_000 if interval else 24_000_000)
+    max_batch = args.max_batch or (400 if interval else 150)
+    naive_count = args.naive_mints if args.naive_mints is not None else (5 if interval else args.mints)
+    config = MinterConfig(gas_budget=budget, max_batch=max_batch, poll_s=0.02 if not interval else 0.1)
+    mode = f"block time {args.block_time:g}s, gas limit {gas_limit:,}" if interval else "automine, gas limit 30,000,000"
+
+    naive_runs: list[Run] = []
+    our_runs: list[Run] = []
+    with AnvilProcess(block_time=args.block_time, gas_limit=gas_limit) as node:
+        for _ in range(args.repeat):
+            if naive_count:
+                naive_runs.append(naive(node.url, asyncio.run(_deploy(node.url)), naive_count))
+            our_runs.append(asyncio.run(ours(node.url, asyncio.run(_deploy(node.url)), args.mints, config)))
+
+    def median(runs: list[Run]) -> Run:
+        rates = sorted(runs, key=lambda run: run.rate)
+        middle = rates[len(rates) // 2]
+        return Run(middle.name, middle.mints, statistics.median(r.seconds for r in runs), middle.gas_per_token, middle.txs)
+
+    table = [median(naive_runs)] if naive_runs else []
+    table.append(median(our_runs))
+    title = f"{mode}; gas budget {budget:,}/tx, max batch {max_batch}; median of {args.repeat}"
+    print(_table(table, title))
+    if args.repeat > 1:
+        print("ours, every run (mints/s):", ", ".join(f"{run.rate:.0f}" for run in our_runs))
+        if naive_runs:
+            print("naive, every run (mints/s):", ", ".join(f"{run.rate:.1f}" for run in naive_runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,418 @@
+"""The LLM orchestrator: an OpenAI-compatible chat model picks StyleParams, always inside the DNA.
+
+One LangChain chain: prompt → `ChatOpenAI.with_structured_output(schema, method="function_calling")`
+→ validate and clamp (personalization/bounds.py), `.with_fallbacks` to the rule-based
+orchestrator. It never raises: a timeout, a 429 after retries, malformed JSON, a refusal
+or a wrong-shaped answer all end in the rule-based params, with the reason recorded.
+
+Choices made for the servers this must run against:
+- Only function calling with a named `tool_choice`: llama.cpp's server (llama-cpp-python)
+  rejects `response_format.type=json_schema`, but turns a forced tool's JSON schema into a
+  grammar, so its answer is at least well-formed and its enums are honoured. That grammar
+  ignores integer `minimum`/`maximum`, hence clamping rather than trusting.
+- `max_tokens` goes in `extra_body`: langchain-openai sends `max_completion_tokens`, which
+  llama.cpp ignores (an unbounded answer would run to the context size).
+- No system message: Gemma's chat format drops it, so the instructions open the user message.
+- temperature 0 and a fixed seed; an optional answer store (Redis) makes the same inputs
+  give the same answer even where the provider is not deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from personalization.bounds import clamp_params
+from personalization.orchestrator import Orchestration
+from personalization.orchestrator.rule_based import RuleBasedOrchestrator, rule_based_params
+from personalization.profile import WalletProfile
+from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, StyleDNA, StyleParams, canonical_json
+
+log = logging.getLogger("personalization.orchestrator.llm")
+
+TOOL_NAME = "choose_style"
+PROMPT_VERSION = "1"
+MAX_CONTEXT_CHARS = 1500  # app context shown to the model; the rest is left out, not cut mid-value
+MAX_HASHED_RESPONSE = 65_536
+
+# What each field means, for the model; the DNA may not describe its own fields.
+FIELD_HINTS = {
+    "palette": "colour palette",
+    "medium": "artistic medium",
+    "motif": "main visual motif",
+    "mood": "overall mood",
+    "complexity": "how many layers and elements (more activity: higher)",
+    "energy": "turbulence and stroke speed (more transactions: higher)",
+    "symmetry": "mirror folding (activity concentrated on one contract: higher)",
+    "grain": "paper or film grain (older wallet: higher)",
+    "hue_shift": "degrees the palette is rotated (mostly receiving: positive, mostly sending: negative)",
+}
+
+
+class LLMAnswerError(Exception):
+    """The model answered, but not with something usable; `reason` goes into provenance."""
+
+    reason = "unusable"
+
+    def __init__(self, detail: str, response_sha256: str | None = None) -> None:
+        super().__init__(detail)
+        self.response_sha256 = response_sha256
+
+
+class LLMRefusal(LLMAnswerError):
+    reason = "refusal"
+
+
+class LLMMalformed(LLMAnswerError):
+    reason = "malformed"
+
+
+def style_schema(dna: StyleDNA) -> dict[str, Any]:
+    """The tool's JSON schema, generated from the DNA: enums for choices, bounded integers."""
+    properties: dict[str, Any] = {}
+    for name in CHOICE_FIELDS:
+        properties[name] = {"type": "string", "enum": list(dna.choices(name)), "description": FIELD_HINTS[name]}
+    for name in NUMERIC_FIELDS:
+        bounds = dna.ranges[name]
+        properties[name] = {
+            "type": "integer",
+            "minimum": bounds.low,
+            "maximum": bounds.high,
+            "description": f"{FIELD_HINTS[name]}; an integer from {bounds.low} to {bounds.high}",
+        }
+    return {
+        "title": TOOL_NAME,
+        "description": f"Choose the style of one token of the collection '{dna.name}' within its bounds.",
+        "type": "object",
+        "properties": properties,
+        "required": [*CHOICE_FIELDS, *NUMERIC_FIELDS],
+        "additionalProperties": False,
+    }
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _context_for_prompt(context: dict[str, Any]) -> dict[str, Any]:
+    """App context, whole keys only, up to MAX_CONTEXT_CHARS of JSON (it was validated upstream)."""
+    shown: dict[str, Any] = {}
+    for key in sorted(context):
+        trial = {**shown, key: context[key]}
+        if len(canonical_json(trial)) > MAX_CONTEXT_CHARS:
+            continue
+        shown = trial
+    return shown
+
+
+def build_prompt(profile: WalletProfile, dna: StyleDNA, baseline: StyleParams, persona: str) -> str:
+    """The one user message: instructions, allowed values, the wallet's features, a baseline."""
+    features = profile.features()
+    context = features.pop("context", {}) or {}
+    allowed = []
+    for name in CHOICE_FIELDS:
+        allowed.append(f"- {name} ({FIELD_HINTS[name]}): one of {', '.join(dna.choices(name))}")
+    for name in NUMERIC_FIELDS:
+        bounds = dna.ranges[name]
+        allowed.append(f"- {name} ({FIELD_HINTS[name]}): integer {bounds.low} to {bounds.high}")
+    lines = [
+        f"You choose the art style of an NFT from the collection '{dna.name}' for one crypto wallet.",
+        f"Call the function {TOOL_NAME} exactly once with values that fit this wallet's on-chain life.",
+        "Use only these values:",
+        *allowed,
+        "",
+        "Wallet features (JSON): " + json.dumps(features, sort_keys=True, separators=(",", ":")),
+    ]
+    if context:
+        lines.append(
+            "App context from the minting app (JSON): " + canonical_json(_context_for_prompt(context)).decode()
+        )
+    lines += [
+        f"A deterministic baseline for this wallet (persona '{persona}'), which you may adjust: "
+        + canonical_json(baseline.to_dict()).decode(),
+    ]
+    return "\n".join(lines)
+
+
+def interpret_answer(parsed: Any, dna: StyleDNA, baseline: StyleParams) -> tuple[StyleParams, list[dict[str, Any]]]:
+    """Whatever JSON the model produced → params inside the DNA, or LLMMalformed.
+
+    Usable means a JSON object naming at least one style field; every field then goes
+    through clamp_params (in-bounds values kept verbatim, numbers clamped, unknown choices
+    and missing fields taken from the baseline) and each change is returned for provenance.
+    """
+    if not isinstance(parsed, dict):
+        raise LLMMalformed(f"answer is a {type(parsed).__name__}, not an object")
+    known = [name for name in (*CHOICE_FIELDS, *NUMERIC_FIELDS) if name in parsed]
+    if not known:
+        raise LLMMalformed("answer names no style field")
+    params, clamps = clamp_params(parsed, dna, baseline)
+    return params, [clamp.to_dict() for clamp in clamps]
+
+
+def _raw_text(message: Any) -> str:
+    """The model's answer as sent: the tool call's argument string, else the text content."""
+    extra = getattr(message, "additional_kwargs", {}) or {}
+    for call in extra.get("tool_calls") or []:
+        arguments = (call.get("function") or {}).get("arguments")
+        if isinstance(arguments, str):
+            return arguments
+    for call in getattr(message, "invalid_tool_calls", None) or []:
+        if isinstance(call.get("args"), str):
+            return str(call["args"])
+    content = getattr(message, "content", "")
+    return content if isinstance(content, str) else json.dumps(content, default=str)
+
+
+def _failure_reason(error: BaseException) -> str:
+    if isinstance(error, LLMAnswerError):
+        return error.reason
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - openai is a dependency of langchain-openai
+        return f"error:{type(error).__name__}"
+    if isinstance(error, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(error, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(error, openai.APIStatusError):
+        return f"http_{error.status_code}"
+    if isinstance(error, openai.APIConnectionError):
+        return "unreachable"
+    return f"error:{type(error).__name__}"
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one choose() call carries through the chain."""
+
+    profile: WalletProfile
+    dna: StyleDNA
+    baseline: StyleParams
+    persona: str
+    prompt: str
+    prompt_sha256: str
+
+
+class _Stored(msgspec.Struct):
+    params: dict[str, Any]
+    provenance: dict[str, Any]
+
+
+class LLMOrchestrator:
+    """Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp) behind a bounded schema."""
+
+    name = "llm"
+    version = "1"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 20.0,
+        retries: int = 2,
+        max_tokens: int = 256,
+        seed: int = 0,
+        strict: bool | None = None,
+        answers: Any = None,
+        answers_ttl_s: float = 30 * 24 * 3600,
+        chat_model: Any = None,
+    ) -> None:
+        self.model = model
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.strict = strict
+        self.answers = answers  # optional redis.asyncio.Redis: remembers answers by prompt hash
+        self.answers_ttl_ms = int(answers_ttl_s * 1000)
+        # The whole call, retries and backoff included, may not outlast this.
+        self.deadline_s = timeout_s * (retries + 1) + 2.0
+        self._rule_based = RuleBasedOrchestrator()
+        if chat_model is None:
+            from langchain_openai import ChatOpenAI
+            from pydantic import SecretStr
+
+            chat_model = ChatOpenAI(
+                model=model,
+                base_url=base_url,
+                # Local servers take any key; the client insists on one.
+                api_key=SecretStr(api_key or "not-needed"),
+                temperature=0,
+                seed=seed,
+                timeout=timeout_s,
+                max_retries=retries,
+                extra_body={"max_tokens": max_tokens},
+            )
+        self.chat_model = chat_model
+        self._chains: dict[str, Any] = {}
+
+    def _request_fingerprint(self, schema: dict[str, Any], prompt: str) -> str:
+        return _sha256(
+            canonical_json(
+                {
+                    "v": PROMPT_VERSION,
+                    "model": self.model,
+                    "messages": [{"role": "user", "content": prompt}],
+                    "tool": schema,
+                    "temperature": 0,
+                    "seed": self.seed,
+                    "max_tokens": self.max_tokens,
+                }
+            )
+        )
+
+    def _chain(self, dna: StyleDNA) -> Any:
+        key = dna.sha256()
+        chain = self._chains.get(key)
+        if chain is not None:
+            return chain
+        from langchain_core.messages import HumanMessage
+        from langchain_core.runnables import RunnableLambda
+
+        structured = self.chat_model.with_structured_output(
+            style_schema(dna), method="function_calling", include_raw=True, strict=self.strict
+        )
+
+        async def ask(call: _Call) -> Orchestration:
+            answer = await structured.ainvoke([HumanMessage(content=call.prompt)])
+            return self._accept(call, answer)
+
+        async def fall_back(payload: dict[str, Any]) -> Orchestration:
+            return self._fallback(payload["call"], payload["error"])
+
+        async def unwrap(payload: dict[str, Any]) -> Orchestration:
+            return await ask(payload["call"])
+
+        chain = RunnableLambda(unwrap).with_fallbacks(
+            [RunnableLambda(fall_back)], exceptions_to_handle=(Exception,), exception_key="error"
+        )
+        self._chains[key] = chain
+        return chain
+
+    def _provenance(self, call: _Call) -> dict[str, Any]:
+        return {
+            "orchestrator": self.name,
+            "version": self.version,
+            "model": self.model,
+            "prompt_sha256": call.prompt_sha256,
+            "temperature": 0,
+            "seed": self.seed,
+            "persona": call.persona,
+        }
+
+    def _accept(self, call: _Call, answer: dict[str, Any]) -> Orchestration:
+        raw = answer.get("raw")
+        raw_text = _raw_text(raw)[:MAX_HASHED_RESPONSE]
+        response_sha256 = _sha256(raw_text.encode())
+        extra = getattr(raw, "additional_kwargs", {}) or {}
+        if extra.get("refusal"):
+            raise LLMRefusal("the model refused", response_sha256)
+        parsed = answer.get("parsed")
+        if parsed is None:
+            has_call = bool(getattr(raw, "tool_calls", None) or getattr(raw, "invalid_tool_calls", None))
+            error = answer.get("parsing_error")
+            if not has_call:
+                raise LLMRefusal("no function call in the answer", response_sha256)
+            raise LLMMalformed(f"function call not parseable: {type(error).__name__}", response_sha256)
+        try:
+            params, clamps = interpret_answer(parsed, call.dna, call.baseline)
+        except LLMMalformed as exc:
+            exc.response_sha256 = response_sha256
+            raise
+        reported = (getattr(raw, "response_metadata", {}) or {}).get("model_name")
+        provenance = {
+            **self._provenance(call),
+            "response_sha256": response_sha256,
+            "clamps": clamps,
+            "fallback": None,
+        }
+        if reported and reported != self.model:
+            provenance["model_reported"] = str(reported)[:120]
+        return Orchestration(params=params, orchestrator=self.name, persona=call.persona, provenance=provenance)
+
+    def _fallback(self, call: _Call, error: BaseException) -> Orchestration:
+        reason = _failure_reason(error)
+        log.warning("LLM orchestrator fell back to rule-based: %s", reason)
+        fallback: dict[str, Any] = {"reason": reason, "detail": str(error)[:200]}
+        response_sha256 = getattr(error, "response_sha256", None)
+        if response_sha256:
+            fallback["response_sha256"] = response_sha256
+        return Orchestration(
+            params=call.baseline,
+            orchestrator=self._rule_based.name,
+            persona=call.persona,
+            provenance={
+                **self._provenance(call),
+                "orchestrator": self._rule_based.name,
+                "version": self._rule_based.version,
+                "clamps": [],
+                "fallback": {"from": self.name, **fallback},
+            },
+        )
+
+    async def _remembered(self, key: str) -> Orchestration | None:
+        if self.answers is None:
+            return None
+        try:
+            raw = await self.answers.get(key)
+            if raw is None:
+                return None
+            stored = msgspec.json.decode(raw, type=_Stored)
+            return Orchestration(
+                params=StyleParams.from_dict(stored.params),
+                orchestrator=self.name,
+                persona=str(stored.provenance.get("persona", "")),
+                provenance=stored.provenance,
+            )
+        except Exception as exc:  # noqa: BLE001 - a store that cannot be read is only a missed shortcut
+            log.warning("LLM answer store read failed: %s", type(exc).__name__)
+            return None
+
+    async def _remember(self, key: str, result: Orchestration) -> None:
+        if self.answers is None:
+            return
+        try:
+            body = msgspec.json.encode(_Stored(params=result.params.to_dict(), provenance=result.provenance))
+            await self.answers.set(key, body, px=self.answers_ttl_ms)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("LLM answer store write failed: %s", type(exc).__name__)
+
+    async def choose(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
+        baseline, persona = rule_based_params(profile, dna)
+        schema = style_schema(dna)
+        prompt = build_prompt(profile, dna, baseline, persona)
+        call = _Call(profile, dna, baseline, persona, prompt, self._request_fingerprint(schema, prompt))
+        store_key = f"pm:llm:{self.model}:{call.prompt_sha256}"
+        remembered = await self._remembered(store_key)
+        if remembered is not None and _inside(remembered.params, dna):
+            return remembered
+        try:
+            result: Orchestration = await asyncio.wait_for(
+                self._chain(dna).ainvoke({"call": call}), timeout=self.deadline_s
+            )
+        except Exception as exc:  # noqa: BLE001 - nothing escapes: the rule-based answer always exists
+            result = self._fallback(call, exc)
+        if not _inside(result.params, dna):
+            result = self._fallback(call, LLMMalformed("params outside the DNA after clamping"))
+        if result.orchestrator == self.name:
+            await self._remember(store_key, result)
+        return result
+
+
+def _inside(params: StyleParams, dna: StyleDNA) -> bool:
+    try:
+        dna.validate(params)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
