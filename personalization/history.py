@@ -236,7 +236,8 @@ class LogScanner:
                         raise HistoryError(f"provider refuses eth_getLogs even for block {low}: {exc}") from exc
                     self.refusals += 1
                     streak = 0
-                    step = self._shrink(exc, high - low + 1)
+                    # Split by the narrowest window learned so far, not just this range's half.
+                    step = min(self._shrink(exc, high - low + 1), self.window)
                     starts = range(low, high + 1, step)
                     retry.extend((a, min(high, a + step - 1)) for a in reversed(starts))
                     continue

@@ -9,6 +9,7 @@ misbehave so the clients' error and timeout paths run against real sockets.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -73,9 +74,7 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, Part]:
             key, _, value = line.partition(":")
             headers[key.strip().lower()] = value.strip()
         disposition = headers.get("content-disposition", "")
-        fields = dict(
-            item.strip().split("=", 1) for item in disposition.split(";")[1:] if "=" in item
-        )
+        fields = dict(item.strip().split("=", 1) for item in disposition.split(";")[1:] if "=" in item)
         name = fields.get("name", "").strip('"')
         filename = fields["filename"].strip('"') if "filename" in fields else None
         parts[name] = Part(name, filename, headers.get("content-type"), data)
@@ -145,10 +144,8 @@ class FakeServer:
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self._server.daemon_threads = True
@@ -318,7 +315,12 @@ class FakePinata(FakeServer):
         cid, duplicate = self._stored(parts["file"], int(options.get("cidVersion", 0)))
         return _json(
             200,
-            {"IpfsHash": cid, "PinSize": len(parts["file"].data), "Timestamp": "2025-01-01T00:00:00Z", "isDuplicate": duplicate},
+            {
+                "IpfsHash": cid,
+                "PinSize": len(parts["file"].data),
+                "Timestamp": "2025-01-01T00:00:00Z",
+                "isDuplicate": duplicate,
+            },
         )
 
     def _v3(self, request: Recorded) -> Reply:

@@ -87,7 +87,8 @@ async def test_deploy_puts_roles_where_custody_wants_them(tmp_path: Path, anvil:
     assert await contract.is_minter(minter.address)
     assert await contract.is_admin(admin_key.address)
     assert not await contract.is_admin(minter.address)
-    assert not await contract.is_admin(deployer.address) and not await contract.is_minter(deployer.address)
+    assert not await contract.is_admin(deployer.address)
+    assert not await contract.is_minter(deployer.address)
     assert await contract.max_supply() == 500
     assert await contract.royalty_info(1, 10_000) == (admin_key.address, 250)
     await client.provider.disconnect()
@@ -102,8 +103,9 @@ async def test_deploy_puts_roles_where_custody_wants_them(tmp_path: Path, anvil:
     details = format_details(result)
     assert f"https://explorer.example/address/{result.address}" in details
     assert f"https://explorer.example/tx/{result.tx_hash}" in details
-    assert "0.8.30" in details and result.constructor_args in details
-    name, symbol, admin, minter_address, uri, receiver, bps, cap = abi_decode(
+    assert "0.8.30" in details
+    assert result.constructor_args in details
+    name, symbol, admin, minter_address, uri, _receiver, bps, cap = abi_decode(
         ["string", "string", "address", "address", "string", "address", "uint96", "uint256"],
         bytes.fromhex(result.constructor_args[2:]),
     )
@@ -148,7 +150,7 @@ async def test_rpc_fallbacks_and_start_up_checks(tmp_path: Path, anvil: AnvilPro
     with pytest.raises(ChainUnavailable, match="no RPC answered"):
         await connect_rpc([dead], expected_chain_id=31337, labels=["${SECRET_RPC}"])
 
-    _collection(tmp_path, '[chain]\nchain_id = 31337\n', collection_id="local_one")
+    _collection(tmp_path, "[chain]\nchain_id = 31337\n", collection_id="local_one")
     _collection(tmp_path, f'[chain]\nchain_id = 31337\nrpc_urls = ["{dead}", "{anvil.url}"]\n', collection_id="two")
     configs = load_collection_configs(tmp_path)
     assert await check_collection_chains(configs, default_rpc_url=anvil.url) == {31337: anvil.url}
@@ -176,15 +178,18 @@ async def test_balance_watch_alerts_once_per_period_with_a_signed_webhook(w3: As
             realert_s=600,
             clock=lambda: now[0],
         )
-        assert watch.health()["status"] == "unknown" and watch.metrics() == ""
+        assert watch.health()["status"] == "unknown"
+        assert watch.metrics() == ""
         reading = await watch.check()
-        assert reading.low and reading.balance_wei == 5 * 10**15
+        assert reading.low
+        assert reading.balance_wei == 5 * 10**15
         now[0] += 60
         await watch.check()  # still low, but alerted a minute ago
         assert len(receiver.requests) == 1
         now[0] += 600
         await watch.check()
-        assert len(receiver.requests) == 2 and watch.alerts_sent == 2
+        assert len(receiver.requests) == 2
+        assert watch.alerts_sent == 2
 
     alert = receiver.requests[0]
     stamp, signature = (part.split("=", 1)[1] for part in alert.headers["personamint-signature"].split(","))
@@ -252,4 +257,5 @@ def test_the_deploy_command_end_to_end(tmp_path: Path, anvil: AnvilProcess) -> N
     assert LocalStore(tmp_path / "data" / "ipfs").get_sync(cid_for_bytes(document)) is not None
 
     again = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
-    assert again.returncode != 0 and "already deployed" in again.stderr
+    assert again.returncode != 0
+    assert "already deployed" in again.stderr

@@ -62,7 +62,8 @@ async def test_5mb_image_builds_the_same_multi_level_dag(kubo: FakeKubo) -> None
         assert cid.startswith("bafybei")  # dag-pb root, not a single raw block
         assert kubo.blocks[cid] == image
         back = await pinner.get(cid)
-    assert back is not None and back.data == image
+    assert back is not None
+    assert back.data == image
 
 
 async def test_a_node_with_other_import_settings_fails_with_cid_mismatch_and_pins_nothing() -> None:
@@ -73,7 +74,8 @@ async def test_a_node_with_other_import_settings_fails_with_cid_mismatch_and_pin
     assert caught.value.code == "cid_mismatch"
     assert caught.value.expected == cid_for_bytes(PNG)
     assert caught.value.actual == cid_for_bytes(PNG, version=0)
-    assert "kubo" in str(caught.value) and "chunker" in str(caught.value)
+    assert "kubo" in str(caught.value)
+    assert "chunker" in str(caught.value)
     assert kubo.calls("/api/v0/pin/add") == []
     assert kubo.pins == set()
 

@@ -61,7 +61,9 @@ async def test_5mb_image_cid_matches(pinata: FakePinata) -> None:
         cid = await pinner.pin(image, content_type="image/png")
         assert cid == cid_for_bytes(image)
         back = await pinner.get(cid)
-    assert back is not None and back.data == image and back.content_type == "image/png"
+    assert back is not None
+    assert back.data == image
+    assert back.content_type == "image/png"
 
 
 async def test_a_service_that_reserialises_json_fails_with_cid_mismatch() -> None:

@@ -60,7 +60,8 @@ async def test_provider_gets_the_bytes_then_the_service_pins_our_cid(service: Mo
         ) as pinner:
             cid = await pinner.pin(image, content_type="image/png", name="pinned-token-1.png")
         assert cid == cid_for_bytes(image)
-        assert kubo.blocks[cid] == image and cid in kubo.pins
+        assert kubo.blocks[cid] == image
+        assert cid in kubo.pins
     (remote,) = _pins(service, cid)
     assert remote["status"] == "pinned"
     pin = remote["pin"]
@@ -103,7 +104,8 @@ async def test_accepting_queued_returns_at_once(service: MockPinningService) -> 
         cid = await pinner.pin(_image(), content_type="image/png")
         assert time.monotonic() - started < 1
         remote = await pinner.find(cid)
-    assert remote is not None and remote.status == "queued"
+    assert remote is not None
+    assert remote.status == "queued"
 
 
 async def test_a_failed_pin_fails(service: MockPinningService) -> None:
@@ -118,7 +120,8 @@ async def test_a_status_without_our_cid_is_refused(service: MockPinningService) 
     response = httpx.post(
         f"{service.url}/pins", json={"name": "pinned-no-cid"}, headers={"Authorization": f"Bearer {TOKEN}"}
     )
-    assert response.status_code == 202 and response.json()["status"] == "pinned"
+    assert response.status_code == 202
+    assert response.json()["status"] == "pinned"
     requestid = response.json()["requestid"]
     cid = cid_for_bytes(_image())
     async with PinningServicePinner(service.url, token=TOKEN, policy=FAST) as pinner:

@@ -46,7 +46,9 @@ def test_wait_policy_refuses_nonsense(kwargs: dict[str, Any]) -> None:
 def test_cid_mismatch_names_the_service_and_the_likely_cause() -> None:
     error = CIDMismatch("bafyexpected", "Qmactual", service="kubo")
     assert error.code == "cid_mismatch"
-    assert "kubo" in str(error) and "chunker" in str(error) and "bafyexpected" in str(error)
+    assert "kubo" in str(error)
+    assert "chunker" in str(error)
+    assert "bafyexpected" in str(error)
     assert str(CIDMismatch("a", "b")) == "content under a hashes to b"  # the LocalStore wording
 
 
@@ -86,7 +88,8 @@ async def test_client_errors_are_final() -> None:
     client, seen = _client([401])
     with pytest.raises(PinningRejected) as caught:
         await _send(client)
-    assert caught.value.status_code == 401 and len(seen) == 1
+    assert caught.value.status_code == 401
+    assert len(seen) == 1
 
 
 async def test_a_custom_transient_rule_decides() -> None:

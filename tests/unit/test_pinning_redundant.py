@@ -64,7 +64,8 @@ async def test_all_needs_every_member() -> None:
     pinner = RedundantPinner([("a", a), ("b", b)], policy="all")
     assert isinstance(pinner, Pinner)
     assert await pinner.pin(DATA, content_type="image/png") == CID
-    assert CID in a.stored and CID in b.stored
+    assert CID in a.stored
+    assert CID in b.stored
 
 
 async def test_all_fails_on_the_first_failure_and_cancels_the_rest() -> None:
@@ -85,7 +86,8 @@ async def test_any_returns_at_the_first_success_and_finishes_the_rest_in_the_bac
     assert CID not in slow.stored
     await pinner.aclose()  # waits for the background pin, then closes members
     assert CID in slow.stored
-    assert fast.closed and slow.closed
+    assert fast.closed
+    assert slow.closed
 
 
 async def test_any_tolerates_failures_while_one_member_succeeds() -> None:
@@ -127,7 +129,8 @@ async def test_a_cid_mismatch_is_never_outvoted() -> None:
     pinner = RedundantPinner([("bad", MemoryPinner(wrong_cid=True)), ("good", MemoryPinner(delay=0.05))], policy="any")
     with pytest.raises(CIDMismatch) as caught:
         await pinner.pin(DATA, content_type="image/png")
-    assert caught.value.expected == CID and caught.value.service == "bad"
+    assert caught.value.expected == CID
+    assert caught.value.service == "bad"
 
 
 async def test_get_falls_through_members_and_errors() -> None:
@@ -135,7 +138,8 @@ async def test_get_falls_through_members_and_errors() -> None:
     await has_it.pin(DATA, content_type="image/png")
     pinner = RedundantPinner([("broken", MemoryPinner(error=PinningUnavailable("x"))), ("has", has_it)])
     found = await pinner.get(CID)
-    assert found is not None and found.data == DATA
+    assert found is not None
+    assert found.data == DATA
     assert await RedundantPinner([("empty", MemoryPinner())]).get(CID) is None
     with pytest.raises(PinningUnavailable):
         await RedundantPinner([("broken", MemoryPinner(error=PinningUnavailable("x")))]).get(CID)
@@ -167,7 +171,8 @@ async def test_build_pinner_keeps_the_local_store_required(tmp_path: Path) -> No
     kinds = [type(p) for _, p in built.members]
     assert kinds == [KuboPinner, PinningServicePinner, PinataPinner]
     psa = built.members[1][1]
-    assert isinstance(psa, PinningServicePinner) and isinstance(psa.provider, KuboPinner)
+    assert isinstance(psa, PinningServicePinner)
+    assert isinstance(psa.provider, KuboPinner)
     assert psa.policy.accept == "queued"
     await aclose_pinner(built)
     await aclose_pinner(local)  # no aclose: a no-op

@@ -54,7 +54,8 @@ def test_keystore_round_trip(tmp_path: Path) -> None:
     signer = load_keystore(_keystore(tmp_path), password="correct horse")
     assert isinstance(signer, Signer)
     assert signer.address == ACCOUNT.address
-    assert KEY[2:] not in repr(signer) and ACCOUNT.address in repr(signer)
+    assert KEY[2:] not in repr(signer)
+    assert ACCOUNT.address in repr(signer)
 
 
 def test_a_wrong_password_names_the_file_and_nothing_secret(tmp_path: Path) -> None:
@@ -62,7 +63,8 @@ def test_a_wrong_password_names_the_file_and_nothing_secret(tmp_path: Path) -> N
     with pytest.raises(SignerConfigError, match="wrong password") as caught:
         load_keystore(path, password="battery staple")
     assert str(path) in str(caught.value)
-    assert "battery" not in str(caught.value) and KEY[2:] not in str(caught.value)
+    assert "battery" not in str(caught.value)
+    assert KEY[2:] not in str(caught.value)
     assert caught.value.code == "signer_config"
 
 
@@ -117,7 +119,8 @@ def test_load_signer_from_a_keystore_with_a_password_file_or_env(tmp_path: Path)
 
 def test_a_raw_key_only_in_local_mode() -> None:
     local = load_signer(env="local", raw_key=KEY)
-    assert isinstance(local, LocalSigner) and local.address == ACCOUNT.address
+    assert isinstance(local, LocalSigner)
+    assert local.address == ACCOUNT.address
     with pytest.raises(SignerConfigError, match="refused outside local mode"):
         load_signer(env="production", raw_key=KEY)
     with pytest.raises(SignerConfigError, match="not a 32-byte"):
