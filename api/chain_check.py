@@ -19,8 +19,10 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import Web3Exception
 
 from api.collections import CollectionConfig, collections_by_chain
+from api.settings import Settings
 from chain.anvil import dev_accounts
 from chain.errors import ChainError, ChainUnavailable
+from chain.signers import RemoteSigner, Signer, load_signer
 
 __all__ = [
     "LOCAL_CHAIN_IDS",
@@ -31,6 +33,7 @@ __all__ = [
     "check_collection_chains",
     "connect_rpc",
     "refuse_public_dev_key",
+    "service_signer",
     "webhook_alert",
 ]
 
@@ -79,7 +82,10 @@ async def connect_rpc(
     shown = list(labels) if labels is not None and len(labels) == len(rpc_urls) else [_redact(u) for u in rpc_urls]
     problems: list[str] = []
     for url, label in zip(rpc_urls, shown, strict=True):
-        w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+        # One try per URL: the next URL is the retry, and web3's own backoff (about 4 s
+        # per dead URL) would only delay the fallback.
+        provider = AsyncHTTPProvider(url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None)
+        w3: AsyncWeb3[Any] = AsyncWeb3(provider)
         try:
             chain_id = await asyncio.wait_for(w3.eth.chain_id, timeout_s)
         except _NODE_ERRORS as exc:
@@ -125,6 +131,32 @@ def refuse_public_dev_key(address: str, chain_id: int, *, role: str = "signer") 
         raise PublicDevKey(
             f"the {role} {address} is one of anvil's published dev keys; on chain {chain_id} anyone can sign with it"
         )
+
+
+async def service_signer(settings: Settings, *, chain_id: int) -> Signer:
+    """The service's hot signer from settings, checked for the chain it will sign on.
+
+    Exactly one source (keystore, remote signer, or a raw key in local mode); a remote
+    signer must answer and hold the address; anvil's public keys only on local chains.
+    """
+    secret = settings.signer_keystore_password
+    auth = settings.remote_signer_auth
+    # Decrypting a keystore runs scrypt for about a second: off the event loop.
+    signer = await asyncio.to_thread(
+        load_signer,
+        env=settings.env,
+        raw_key=settings.signer_key.get_secret_value() if settings.signer_key else None,
+        keystore_path=settings.signer_keystore,
+        password=secret.get_secret_value() if secret else None,
+        password_file=settings.signer_keystore_password_file,
+        remote_url=settings.remote_signer_url,
+        remote_address=settings.remote_signer_address,
+        remote_headers={"Authorization": auth.get_secret_value()} if auth else None,
+    )
+    if isinstance(signer, RemoteSigner):
+        await signer.check()
+    refuse_public_dev_key(signer.address, chain_id)
+    return signer
 
 
 @dataclass(frozen=True)

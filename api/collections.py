@@ -265,6 +265,8 @@ def _chain(value: Any, path: Path, environ: Mapping[str, str]) -> ChainConfig:
             wei = Decimal(str(max_fee)) * _WEI_PER_GWEI
         except InvalidOperation:
             raise CollectionConfigError(f"{where}.max_fee_gwei must be a number of gwei") from None
+        if not wei.is_finite() or wei >= 2**256:
+            raise CollectionConfigError(f"{where}.max_fee_gwei must be a finite number of gwei")
         if wei <= 0 or wei != wei.to_integral_value():
             raise CollectionConfigError(f"{where}.max_fee_gwei must be positive and a whole number of wei")
         max_fee_wei = int(wei)

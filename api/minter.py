@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -11,15 +12,15 @@ import time
 from typing import Any
 
 from eth_account import Account
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from saq import Worker
 from saq.queue.redis import RedisQueue
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from api.errors import job_error
-from api.jobs import TERMINAL, job_key
+from api.jobs import TERMINAL, JobStore, job_key
 from api.lease import FencedLease, LeaseLost
-from api.queue import MINT_QUEUE, heartbeat
+from api.queue import MINT_QUEUE, PIPELINE_QUEUE, heartbeat, make_queue
 from api.services import Core
 from api.settings import Settings
 from chain.contract import PersonaMint
@@ -97,9 +98,10 @@ async def retry_orphans(queue: RedisQueue) -> int:
     active = await queue.redis.lrange(queue.namespace("active"), 0, -1)
     retried = 0
     for raw_id in active:
-        saq_job = await queue.job(queue.job_key_from_id(raw_id.decode()))
+        job_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        saq_job = await queue.job(queue.job_key_from_id(job_id))
         if saq_job is None:
-            await queue.redis.lrem(queue.namespace("active"), 0, raw_id)
+            await queue.redis.lrem(queue.namespace("active"), 0, job_id)
             continue
         await queue.retry(saq_job, error="the minter holding it stopped")
         retried += 1
@@ -189,10 +191,32 @@ async def minter_health(redis: Redis) -> list[dict[str, Any]]:
     return reports
 
 
+async def _minter_core(settings: Settings) -> Core:
+    """The shared clients, on a Redis pool that waits for a free connection instead of failing.
+
+    SAQ runs mint_concurrency jobs at once and each holds Redis connections (job record,
+    heartbeat, progress); the default pool raises "Too many connections" past 100.
+    """
+    core = Core.create(settings)
+    assert settings.redis_url is not None
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=2 * settings.mint_concurrency + 32, timeout=30
+    )
+    redis = Redis(connection_pool=pool)
+    await core.redis.aclose()
+    return dataclasses.replace(
+        core,
+        redis=redis,
+        jobs=JobStore(redis),
+        pipeline_queue=make_queue(redis, PIPELINE_QUEUE),
+        mint_queue=make_queue(redis, MINT_QUEUE),
+    )
+
+
 async def run_minter(settings: Settings) -> None:
     if not (settings.rpc_url and settings.contract_address and settings.signer_key):
         raise SystemExit("the minter needs PERSONAMINT_RPC_URL, _CONTRACT_ADDRESS and _SIGNER_KEY")
-    core = Core.create(settings)
+    core = await _minter_core(settings)
     rpc = JsonRpc(settings.rpc_url, timeout_s=settings.rpc_timeout_s)
     chain_id = int(await rpc.call("eth_chainId"), 16)
     if settings.chain_id is not None and chain_id != settings.chain_id:

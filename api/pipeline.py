@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from personalization.registry import ContractRegistry
 from personalization.rpc import JsonRpcClient
 from personalization.style import StyleDNA, StyleParams
 from render.errors import RenderError
-from render.procedural import render_procedural
-from render.result import RenderResult
+from render.procedural import RENDERER, RENDERER_VERSION, encode_png, synthesize
+from render.quality import QualityThresholds, render_with_gate
+from render.result import RenderResult, pixel_sha256
 
 log = logging.getLogger("personamint.pipeline")
 
@@ -39,8 +41,32 @@ class PipelineDeps:
 
 
 def render_job(dna: StyleDNA, params: StyleParams, seed: int) -> RenderResult:
+    """Render behind the quality gate: a degenerate frame is re-rendered with the next derived seed."""
     palette = dna.palettes[params.palette]
-    return render_procedural(params, palette, seed, dna.width, dna.height)
+    quality = dict(dna.raw.get("quality", {}))
+    max_attempts = int(quality.pop("max_attempts", 3))
+    started = time.perf_counter()
+    gated = render_with_gate(
+        lambda attempt_seed: synthesize(params, palette, attempt_seed, dna.width, dna.height),
+        seed,
+        QualityThresholds.from_mapping(quality),
+        max_attempts,
+    )
+    synthesized = time.perf_counter()
+    png = encode_png(gated.value)
+    return RenderResult(
+        png=png,
+        width=dna.width,
+        height=dna.height,
+        file_sha256=hashlib.sha256(png).hexdigest(),
+        pixel_sha256=pixel_sha256(gated.value),
+        renderer=RENDERER,
+        renderer_version=RENDERER_VERSION,
+        seed=gated.seed,
+        attempts=gated.attempts,
+        synth_seconds=synthesized - started,
+        encode_seconds=time.perf_counter() - synthesized,
+    )
 
 
 class Pipeline:
@@ -129,6 +155,7 @@ class Pipeline:
                 render=result,
                 image_cid=image_cid,
                 edition=job.edition,
+                base_seed=job.seed,
                 recipient=job.recipient,
                 request_id=job.request_id,
             )

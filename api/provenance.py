@@ -18,6 +18,7 @@ def token_metadata(
     render: RenderResult,
     image_cid: str,
     edition: int,
+    base_seed: int,
     recipient: str,
     request_id: str,
 ) -> dict[str, Any]:
@@ -51,6 +52,8 @@ def token_metadata(
             "recipient": recipient,
             "edition": edition,
             "request_id": request_id,
+            # seed = hash(collection, recipient, edition); the gate may have moved on to a derived seed.
+            "base_seed": base_seed,
             "seed": render.seed,
             "renderer": render.renderer,
             "renderer_version": render.renderer_version,

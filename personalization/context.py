@@ -135,7 +135,7 @@ def _check(spec: ContextField, value: Any) -> None:
 
 def _check_scalar(spec: ContextField, kind: str, value: Any, where: str) -> None:
     if not _scalar_ok(kind, value):
-        raise ContextError(f"{where} must be a {kind}")
+        raise ContextError(f"{where} must be of type {kind}")
     if kind == "string" and len(value) > spec.max_length:
         raise ContextError(f"{where} is longer than {spec.max_length} characters")
     if kind in ("integer", "number"):

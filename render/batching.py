@@ -8,8 +8,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from render.errors import RenderError
 
@@ -17,10 +18,15 @@ log = logging.getLogger("personamint.render.batching")
 
 Request = TypeVar("Request")
 Result = TypeVar("Result")
+Value = TypeVar("Value")
 
 
-class BatcherClosed(RenderError):
-    """A render was submitted to, or still queued in, a micro-batcher that is shutting down."""
+class BatcherClosed(RuntimeError):
+    """A render was submitted to, or still queued in, a micro-batcher that is shutting down.
+
+    Deliberately not a RenderError: workers fail jobs on RenderError at once,
+    while this one only means "this worker is stopping": the job must be retried.
+    """
 
     code = "renderer_closed"
 
@@ -47,8 +53,11 @@ class _Queued(Generic[Request, Result]):
 class MicroBatcher(Generic[Request, Result]):
     """Collects submitted requests and hands them to `run_batch` in groups of compatible ones.
 
-    `run_batch(requests)` is blocking (it drives the GPU) and runs in a worker
-    thread, one batch at a time; it returns one entry per request, either the
+    `run_batch(requests)` is blocking (it drives the GPU) and runs on one
+    dedicated thread, one batch at a time (CUDA graphs captured by
+    torch.compile belong to the thread that recorded them, so every call —
+    warm-up included, see `call` — must come from the same thread); it
+    returns one entry per request, either the
     result or an exception for that request alone. Requests are compatible when
     `key(request)` is equal (same model settings, size, steps): only those can
     share a forward pass.
@@ -80,6 +89,7 @@ class MicroBatcher(Generic[Request, Result]):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-batch")
         self.stats = BatcherStats()
 
     async def submit(self, request: Request) -> Result:
@@ -94,6 +104,10 @@ class MicroBatcher(Generic[Request, Result]):
         self._wake.set()
         return await future
 
+    async def call(self, work: Callable[..., Value], *args: Any) -> Value:
+        """Run other blocking GPU work (warm-up) on the batch thread, between batches."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
+
     async def aclose(self) -> None:
         """Finish the batch in flight, fail whatever is still queued, stop."""
         self._closing = True
@@ -103,6 +117,7 @@ class MicroBatcher(Generic[Request, Result]):
                 await self._task
             self._task = None
         self._fail_queued(BatcherClosed("the renderer shut down before this render started"))
+        self._thread.shutdown(wait=False)
 
     @property
     def queued(self) -> int:
@@ -149,8 +164,8 @@ class MicroBatcher(Generic[Request, Result]):
     async def _run(self, batch: list[_Queued[Request, Result]]) -> None:
         started = time.perf_counter()
         try:
-            outcomes: Sequence[Result | BaseException] = await asyncio.to_thread(
-                self._run_batch, [queued.request for queued in batch]
+            outcomes: Sequence[Result | BaseException] = await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._run_batch, [queued.request for queued in batch]
             )
             if len(outcomes) != len(batch):
                 raise RenderError(f"run_batch returned {len(outcomes)} results for {len(batch)} requests")

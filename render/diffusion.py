@@ -686,6 +686,10 @@ def _load_pipeline(kind: ModelKind, path: Path, config_dir: Path, model_format: 
 
 
 def _load_lora(pipe: Any, name: str, path: Path) -> LoadedLora:
+    from diffusers.utils.constants import USE_PEFT_BACKEND
+
+    if not USE_PEFT_BACKEND:
+        raise DiffusionUnavailable(f"LoRA {name!r}: diffusers loads LoRAs through peft, which is not installed")
     if path.is_dir():
         candidates = sorted(p for p in path.iterdir() if p.suffix in _LORA_SUFFIXES)
         if len(candidates) != 1:

@@ -54,7 +54,7 @@ _LATTICE = 256  # value-noise lattice period; a power of two so `& mask` wraps n
 
 
 def synthesize(params: StyleParams, palette: Sequence[str], seed: int, width: int, height: int) -> np.ndarray:
-    """Render params into an HxWx3 uint8 array; same inputs, same bytes, on any machine."""
+    """Render params into an HxWx3 uint8 array: same inputs, same bytes, in any process or IEEE-754 machine."""
     _check_request(seed, width, height)
     style = _Style.from_params(params)
     cv = _Canvas.make(height, width)

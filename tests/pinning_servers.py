@@ -19,10 +19,11 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from chain.anvil import free_port
@@ -103,11 +104,14 @@ class FakeServer:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, the body waits
+            # for the client's delayed ACK (~40 ms a response) and skews every timing.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -159,7 +163,7 @@ class FakeServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -201,13 +205,14 @@ class FakeKubo(FakeServer):
         if request.method != "POST":
             return 405, {"Content-Type": "text/plain"}, b"405 - Method Not Allowed"
         command = request.path.removeprefix("/api/v0/")
-        handler = {
+        handlers: dict[str, Callable[[Recorded], Reply]] = {
             "add": self._add,
             "pin/add": self._pin_add,
             "pin/ls": self._pin_ls,
             "cat": self._cat,
-            "version": lambda r: _json(200, {"Version": "0.0.0-fake"}),
-        }.get(command)
+            "version": lambda _: _json(200, {"Version": "0.0.0-fake"}),
+        }
+        handler = handlers.get(command)
         if handler is None:
             return 404, {"Content-Type": "text/plain"}, b"404 page not found"
         return handler(request)
@@ -360,7 +365,7 @@ class MockPinningService:
         self.token = token
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server; closed in stop()
 
     @property
     def url(self) -> str:
@@ -402,6 +407,7 @@ class MockPinningService:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        self._log.close()
 
     def __enter__(self) -> MockPinningService:
         return self.start()

@@ -35,6 +35,7 @@ def build_orchestrator(
     max_tokens: int = 256,
     seed: int = 0,
     answers: Any = None,
+    http_client: Any = None,
 ) -> Orchestrator:
     """The rule-based orchestrator when no LLM URL is set; otherwise the LLM, falling back to it.
 
@@ -56,4 +57,5 @@ def build_orchestrator(
         max_tokens=max_tokens,
         seed=seed,
         answers=answers,
+        http_client=http_client,
     )

@@ -156,13 +156,14 @@ def interpret_answer(parsed: Any, dna: StyleDNA, baseline: StyleParams) -> tuple
     return params, [clamp.to_dict() for clamp in clamps]
 
 
-def _raw_text(message: Any) -> str:
-    """The model's answer as sent: the tool call's argument string, else the text content."""
-    extra = getattr(message, "additional_kwargs", {}) or {}
-    for call in extra.get("tool_calls") or []:
-        arguments = (call.get("function") or {}).get("arguments")
-        if isinstance(arguments, str):
-            return arguments
+def _answer_text(message: Any) -> str:
+    """The model's answer: its tool call's arguments as canonical JSON, else the raw text.
+
+    Canonical JSON rather than the HTTP body: the body carries ids and timestamps that change
+    on every call, and the client keeps only the parsed arguments of a well-formed call.
+    """
+    for call in getattr(message, "tool_calls", None) or []:
+        return canonical_json(call.get("args")).decode()
     for call in getattr(message, "invalid_tool_calls", None) or []:
         if isinstance(call.get("args"), str):
             return str(call["args"])
@@ -226,6 +227,7 @@ class LLMOrchestrator:
         strict: bool | None = None,
         answers: Any = None,
         answers_ttl_s: float = 30 * 24 * 3600,
+        http_client: Any = None,
         chat_model: Any = None,
     ) -> None:
         self.model = model
@@ -253,6 +255,8 @@ class LLMOrchestrator:
                 timeout=timeout_s,
                 max_retries=retries,
                 extra_body={"max_tokens": max_tokens},
+                # An httpx.AsyncClient to share a pool (or watch the wire, as the tests do).
+                http_async_client=http_client,
             )
         self.chat_model = chat_model
         self._chains: dict[str, Any] = {}
@@ -313,18 +317,18 @@ class LLMOrchestrator:
 
     def _accept(self, call: _Call, answer: dict[str, Any]) -> Orchestration:
         raw = answer.get("raw")
-        raw_text = _raw_text(raw)[:MAX_HASHED_RESPONSE]
+        raw_text = _answer_text(raw)[:MAX_HASHED_RESPONSE]
         response_sha256 = _sha256(raw_text.encode())
         extra = getattr(raw, "additional_kwargs", {}) or {}
         if extra.get("refusal"):
             raise LLMRefusal("the model refused", response_sha256)
         parsed = answer.get("parsed")
         if parsed is None:
-            has_call = bool(getattr(raw, "tool_calls", None) or getattr(raw, "invalid_tool_calls", None))
-            error = answer.get("parsing_error")
-            if not has_call:
+            invalid = getattr(raw, "invalid_tool_calls", None) or []
+            if not (getattr(raw, "tool_calls", None) or invalid):
                 raise LLMRefusal("no function call in the answer", response_sha256)
-            raise LLMMalformed(f"function call not parseable: {type(error).__name__}", response_sha256)
+            error = answer.get("parsing_error") or (invalid[0].get("error") if invalid else None)
+            raise LLMMalformed(f"function call arguments are not valid JSON: {str(error)[:120]}", response_sha256)
         try:
             params, clamps = interpret_answer(parsed, call.dna, call.baseline)
         except LLMMalformed as exc:

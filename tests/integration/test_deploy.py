@@ -30,10 +30,12 @@ from api.chain_check import (
     check_collection_chains,
     connect_rpc,
     refuse_public_dev_key,
+    service_signer,
     webhook_alert,
 )
 from api.collections import CollectionConfig, load_collection_config, load_collection_configs
-from api.deploy import DeployError, deploy_collection, format_details
+from api.deploy import DeployError, deploy_collection, format_details, service_signer_address
+from api.settings import Settings
 from chain.anvil import AnvilProcess, dev_account, free_port
 from chain.contract import PersonaMint
 from chain.errors import ChainUnavailable
@@ -259,3 +261,22 @@ def test_the_deploy_command_end_to_end(tmp_path: Path, anvil: AnvilProcess) -> N
     again = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0
     assert "already deployed" in again.stderr
+
+
+async def test_the_service_signer_comes_from_settings_and_is_checked(tmp_path: Path) -> None:
+    hot = Account.create()
+    keystore = tmp_path / "hot.json"
+    keystore.write_text(json.dumps(Account.encrypt(hot.key, PASSWORD, kdf="scrypt", iterations=2**4)))
+    settings = Settings(signer_keystore=keystore, signer_keystore_password=PASSWORD)  # type: ignore[call-arg]
+    assert service_signer_address(settings) == hot.address  # read without the password
+    signer = await service_signer(settings, chain_id=8453)
+    assert signer.address == hot.address
+
+    local = Settings(signer_key=dev_account(1).key.hex())  # type: ignore[call-arg]
+    assert (await service_signer(local, chain_id=31337)).address == dev_account(1).address
+    with pytest.raises(PublicDevKey):
+        await service_signer(local, chain_id=8453)
+    with pytest.raises(ValueError, match="refused in production"):
+        Settings(env="production", signer_key=dev_account(1).key.hex())  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="one signer, not several"):
+        Settings(signer_key=dev_account(1).key.hex(), signer_keystore=keystore)  # type: ignore[call-arg]

@@ -197,9 +197,8 @@ async def test_a_reorg_that_drops_a_mined_mint_puts_it_back_in_flight(rewind: st
         async with running_minter(node.url, address, config) as minter:
             tasks = [asyncio.create_task(minter.mint(*r, on_progress=watch)) for r in requests]
             await wait_until(lambda: len(mined) == len(requests), 30, "every mint mined")
-            first_block = min(
-                int((await view.rpc.call("eth_getTransactionReceipt", [tx]))["blockNumber"], 16) for tx in set(mined)
-            )
+            found = await view.rpc.batch_strict([("eth_getTransactionReceipt", [tx]) for tx in set(mined)])
+            first_block = min(int(receipt["blockNumber"], 16) for receipt in found)
             assert not any(task.done() for task in tasks), "3 confirmations: nothing is final yet"
             if rewind == "anvil_reorg":
                 head = int(await view.rpc.call("eth_blockNumber"), 16)

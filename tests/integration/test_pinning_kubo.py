@@ -28,7 +28,7 @@ FAST = WaitPolicy(timeout_s=10, request_timeout_s=5, retries=2, backoff_s=0.01)
 @pytest.fixture
 def kubo() -> Iterator[FakeKubo]:
     with FakeKubo() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 async def test_add_sends_our_dag_settings_then_pins(kubo: FakeKubo) -> None:

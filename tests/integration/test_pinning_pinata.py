@@ -24,7 +24,7 @@ FAST = WaitPolicy(timeout_s=10, request_timeout_s=5, retries=2, backoff_s=0.01)
 @pytest.fixture
 def pinata() -> Iterator[FakePinata]:
     with FakePinata(token=JWT) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def _legacy(server: FakePinata, **kwargs: object) -> PinataPinner:

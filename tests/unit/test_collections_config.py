@@ -110,6 +110,7 @@ per_wallet_cap = 3
         ("[chain]\nchain_id = 1\nmax_fee_gwei = -1\n", "chain.max_fee_gwei must be positive"),
         ('[chain]\nchain_id = 1\nmax_fee_gwei = "10"\n', "chain.max_fee_gwei must be a number"),
         ("[chain]\nchain_id = 1\nmax_fee_gwei = 1e-12\n", "whole number of wei"),
+        ("[chain]\nchain_id = 1\nmax_fee_gwei = inf\n", "finite number"),
         (
             '[chain]\nchain_id = 1\nrpc_url = "https://x"\n',
             "chain.rpc_url is not a known field; did you mean chain.rpc_urls",
@@ -215,12 +216,19 @@ def _toml_scalar(value: object) -> str:
     if isinstance(value, float) and value != value * 0:  # inf: TOML spells it without repr's quirks
         return "inf" if value > 0 else "-inf"
     if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
     return repr(value)
 
 
 @settings(max_examples=60, deadline=None)
-@given(value=st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=20), st.booleans()))
+@given(
+    value=st.one_of(
+        st.integers(),
+        st.floats(allow_nan=False),
+        st.text(st.characters(codec="utf-8", exclude_categories=("Cc",)), max_size=20),
+        st.booleans(),
+    )
+)
 def test_any_scalar_in_a_numeric_field_is_accepted_or_named(
     tmp_path_factory: pytest.TempPathFactory, value: object
 ) -> None:

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -466,6 +467,24 @@ async def test_close_fails_queued_jobs_and_refuses_new_ones() -> None:
         await queued
     with pytest.raises(BatcherClosed):
         await batcher.submit(3)
+    # Workers fail jobs on RenderError for good; a stopping worker must leave them for a retry.
+    assert not issubclass(BatcherClosed, RenderError)
+
+
+async def test_batches_and_warm_up_run_on_one_dedicated_thread() -> None:
+    threads: list[int] = []
+
+    def run(items: list[int]) -> list[int]:
+        threads.append(threading.get_ident())
+        return items
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(run, max_batch_size=2, max_wait_ms=0)
+    await batcher.call(lambda: threads.append(threading.get_ident()))
+    assert [await batcher.submit(1), await batcher.submit(2)] == [1, 2]
+    assert len(threads) == 3
+    assert len(set(threads)) == 1  # CUDA graphs recorded in warm-up are replayed by the same thread
+    assert threads[0] != threading.get_ident()  # and never on the event loop
+    await batcher.aclose()
 
 
 async def test_batcher_drives_the_real_renderer(sd15: DiffusionRenderer) -> None:

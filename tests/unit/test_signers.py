@@ -43,7 +43,7 @@ TX: dict[str, Any] = {
 
 def _keystore(tmp_path: Path, password: str = "correct horse", **kwargs: Any) -> Path:
     # A cheap scrypt cost keeps the test fast; real keystores use the default (2**18).
-    keystore = Account.encrypt(KEY, password, kdf="scrypt", iterations=2**4)
+    keystore = Account.encrypt(ACCOUNT.key, password, kdf="scrypt", iterations=2**4)
     keystore.update(kwargs)
     path = tmp_path / "hot.json"
     path.write_text(json.dumps(keystore))
@@ -161,7 +161,9 @@ class FakeRemoteSigner(FakeServer):
             return self._reply({"jsonrpc": "2.0", "id": call["id"], "error": {"code": -32000, "message": "policy"}})
         (tx,) = call["params"]
         assert tx["from"].lower() == self.account.address.lower()
-        signable = {key: int(value, 16) for key, value in tx.items() if key not in ("from", "to", "data")}
+        signable: dict[str, Any] = {
+            key: int(value, 16) for key, value in tx.items() if key not in ("from", "to", "data")
+        }
         signable.update({"to": tx.get("to"), "data": tx["data"]})
         key = self.account
         if self.tamper == "recipient":
@@ -190,7 +192,7 @@ class FakeRemoteSigner(FakeServer):
 @pytest.fixture
 def remote() -> Iterator[FakeRemoteSigner]:
     with FakeRemoteSigner(token="Bearer signer-token") as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def _client(remote: FakeRemoteSigner) -> RemoteSigner:

@@ -1,0 +1,229 @@
+"""Wallet history at scale: 10,000 transfers over 5,000+ blocks, read through a range-capping proxy.
+
+Run from the repository root: `python -m benchmarks.history [--runs 5] [--max-range 500]`.
+
+Seeds anvil (archive mode, so first activity comes from historical state) with one
+wallet's transfers using tiny log-emitter contracts (40 events per transaction,
+`anvil_mine` between them), then puts a provider-like proxy in front of it (its own
+process, so it does not share the client's GIL) that refuses eth_getLogs ranges over
+`--max-range` blocks and counts calls. Measures, all in one run:
+- cold: CachedHistory.summary + build_profile with an empty Redis cache (median of --runs),
+- cached: the same at the same block (median of --cached-runs),
+- naive: one eth_getLogs call per block per topic position, one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from redis.asyncio import Redis
+
+from api.local import RedisServer
+from chain.anvil import AnvilProcess, dev_account, free_port
+from personalization.cache import CachedHistory, HistoryCache
+from personalization.history import RpcHistorySource, wallet_topic_filters
+from personalization.profile import build_profile
+from personalization.registry import ContractRegistry
+from personalization.rpc import JsonRpcClient
+from tests.log_emitter import Chain, Kind, fresh_address
+
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def seed(chain: Chain, transfers: int, per_tx: int, gap: int) -> tuple[str, int, int]:
+    """One wallet, `transfers` transfers of four kinds in and out; returns (wallet, first, last block)."""
+    deployer = dev_account(0).address
+    wallet = fresh_address("benchmark-wallet")
+    emitters = {kind: chain.deploy(deployer, kind) for kind in ("erc20", "erc721", "erc1155")}
+    peers = [fresh_address(f"peer-{i}") for i in range(64)]
+    chain.call("eth_sendTransaction", {"from": deployer, "to": wallet, "value": hex(5 * 10**18)})
+    chain.mine(gap)
+    plan: list[tuple[Kind, bool]] = [("erc721", True), ("erc20", True), ("erc20", False), ("erc1155", True)]
+    nonce = chain.nonce(deployer)
+    first = chain.head() + 1
+    for index in range(transfers // per_tx):
+        kind, incoming = plan[index % len(plan)]
+        peer = peers[index % len(peers)]
+        sender, receiver = (peer, wallet) if incoming else (wallet, peer)
+        tx = chain.emit_tx(deployer, emitters[kind], sender, receiver, index * per_tx + 1, per_tx, nonce=nonce)
+        chain.call("eth_sendTransaction", tx)
+        nonce += 1
+        chain.mine(gap)
+    return wallet, first, chain.head()
+
+
+def _proxy_rpc(url: str, method: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": []}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with _LOOPBACK.open(request, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())["result"]
+        return result
+
+
+def _wait_for(url: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _proxy_rpc(url, "proxy_stats")
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+async def measure(
+    proxy_url: str, redis_url: str, wallet: str, block: int, runs: int, cached_runs: int, max_range: int
+) -> dict[str, Any]:
+    registry = ContractRegistry.builtin()
+    redis = Redis.from_url(redis_url)
+    cold_s: list[float] = []
+    cold_calls: list[dict[str, int]] = []
+    cached_s: list[float] = []
+    cached_calls: dict[str, int] = {}
+    profile = None
+    try:
+        async with JsonRpcClient(proxy_url) as rpc:
+            source = RpcHistorySource(rpc, window=10_000, concurrency=4)
+            await source.chain_id()  # once per process in the service, too
+            for _ in range(runs):
+                await redis.flushdb()
+                service = CachedHistory(source, HistoryCache(redis))
+                _proxy_rpc(proxy_url, "proxy_reset")
+                started = time.perf_counter()
+                summary = await service.summary(wallet, block=block)
+                profile = build_profile(summary, registry)
+                cold_s.append(time.perf_counter() - started)
+                cold_calls.append(_proxy_rpc(proxy_url, "proxy_stats")["calls"])
+            _proxy_rpc(proxy_url, "proxy_reset")
+            for _ in range(cached_runs):
+                started = time.perf_counter()
+                summary = await service.summary(wallet, block=block)
+                build_profile(summary, registry)
+                cached_s.append(time.perf_counter() - started)
+            cached_calls = _proxy_rpc(proxy_url, "proxy_stats")["calls"]
+    finally:
+        await redis.aclose()
+    assert profile is not None
+    return {
+        "cold_s": cold_s,
+        "cold_calls": cold_calls[-1],
+        "cached_s": cached_s,
+        "cached_calls": cached_calls,
+        "profile": {
+            "erc20": profile.erc20_transfers,
+            "erc721": profile.erc721_transfers,
+            "erc1155": profile.erc1155_transfers,
+            "in": profile.transfers_in,
+            "out": profile.transfers_out,
+            "first_activity_block": profile.first_activity_block,
+            "active_blocks": profile.active_blocks,
+        },
+        "max_range": max_range,
+    }
+
+
+async def naive_scan(proxy_url: str, wallet: str, start: int, end: int) -> tuple[float, int, int]:
+    """What a first attempt does: every block, every topic position, one call at a time."""
+    found = 0
+    calls = 0
+    started = time.perf_counter()
+    async with JsonRpcClient(proxy_url) as rpc:
+        for number in range(start, end + 1):
+            for topics in wallet_topic_filters(wallet):
+                logs = await rpc.call(
+                    "eth_getLogs", [{"fromBlock": hex(number), "toBlock": hex(number), "topics": topics}]
+                )
+                found += len(logs)
+                calls += 1
+    return time.perf_counter() - started, calls, found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transfers", type=int, default=10_000)
+    parser.add_argument("--per-tx", type=int, default=40, help="transfers emitted per transaction")
+    parser.add_argument("--gap", type=int, default=21, help="blocks mined after each transaction")
+    parser.add_argument("--max-range", type=int, default=500, help="the proxy's eth_getLogs block cap")
+    parser.add_argument("--runs", type=int, default=5, help="cold runs (median)")
+    parser.add_argument("--cached-runs", type=int, default=50, help="cached runs (median)")
+    parser.add_argument("--skip-naive", action="store_true")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as scratch, AnvilProcess(extra_args=("--prune-history", "1000000")) as node:
+        started = time.perf_counter()
+        chain = Chain(node.url)
+        try:
+            wallet, first, head = seed(chain, args.transfers, args.per_tx, args.gap)
+        finally:
+            chain.close()
+        seeding_s = time.perf_counter() - started
+        port = free_port()
+        proxy = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.capping_proxy",
+                "--upstream",
+                node.url,
+                "--port",
+                str(port),
+                "--max-range",
+                str(args.max_range),
+            ]
+        )
+        proxy_url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_for(proxy_url)
+            with RedisServer(Path(scratch) / "redis") as redis_server:
+                result = asyncio.run(
+                    measure(proxy_url, redis_server.url, wallet, head, args.runs, args.cached_runs, args.max_range)
+                )
+            naive = None if args.skip_naive else asyncio.run(naive_scan(proxy_url, wallet, 0, head))
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+
+    cold = statistics.median(result["cold_s"])
+    cached = statistics.median(result["cached_s"])
+    cold_calls = sum(result["cold_calls"].values())
+    print(
+        f"seeded {args.transfers} transfers over blocks {first}..{head} ({head - first + 1} blocks) in {seeding_s:.1f}s"
+    )
+    print(f"profile: {result['profile']}")
+    print(f"proxy caps eth_getLogs at {args.max_range} blocks")
+    print(f"{'':8} {'seconds (median)':>18} {'RPC calls':>10}  calls by method")
+    print(f"{'cold':8} {cold:18.3f} {cold_calls:10d}  {result['cold_calls']}")
+    print(f"{'cached':8} {cached:18.5f} {sum(result['cached_calls'].values()):10d}  {result['cached_calls']}")
+    if naive is not None:
+        seconds, calls, found = naive
+        print(f"{'naive':8} {seconds:18.3f} {calls:10d}  (one eth_getLogs per block per topic position; {found} logs)")
+        print(f"cold vs naive: {seconds / cold:.0f}x faster, {calls / max(1, cold_calls):.0f}x fewer calls")
+    verdict = {True: "met", False: "missed"}
+    print(f"goal: cold <= 2 s ({verdict[cold <= 2]}), cached <= 10 ms ({verdict[cached <= 0.01]})")
+    print(
+        "runs (s): cold",
+        [round(s, 3) for s in result["cold_s"]],
+        "cached p90",
+        round(sorted(result["cached_s"])[int(0.9 * len(result["cached_s"])) - 1], 5),
+    )
+
+
+if __name__ == "__main__":
+    main()
