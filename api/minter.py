@@ -14,6 +14,7 @@ from typing import Any
 from eth_account import Account
 from redis.asyncio import BlockingConnectionPool, Redis
 from saq import Worker
+from saq.job import Status
 from saq.queue.redis import RedisQueue
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
@@ -79,18 +80,41 @@ class RedisMintJournal:
 
 
 class _MintQueue(RedisQueue):
-    """The mint queue, sweeping at the configured pace with a short abort wait.
+    """The mint queue with a sweep that re-queues lost jobs without aborting them first.
 
-    SAQ's default sweep runs at most once a minute and waits 5 s per stuck job for its dead
-    worker to acknowledge an abort; behind a killed minter that would hold requests for minutes.
+    SAQ's sweep waits up to 5 s per job for its (dead) worker to acknowledge an abort, and
+    it sweeps a job that was just dequeued but not yet marked active; the abort then races
+    the worker's own status writes and can leave the job in no list at all. A mint job is
+    idempotent (the minter dedupes by request id), so a stuck job is simply re-queued, and a
+    job seen not-yet-active is re-queued only if it is still so at the next sweep.
     """
 
     def __init__(self, redis: Redis, *, sweep_every_s: float) -> None:
         super().__init__(redis, name=MINT_QUEUE)
-        self._sweep_lock_s = max(1, int(sweep_every_s))
+        self._sweep_every_s = max(1, int(sweep_every_s))
+        self._not_active: set[str] = set()
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
-        return await super().sweep(lock=self._sweep_lock_s, abort=0.2)
+        if not await self.redis.set(self.namespace("sweep"), 1, ex=self._sweep_every_s, nx=True):
+            return []
+        swept = []
+        seen_not_active = set()
+        for raw_id in await self.redis.lrange(self.namespace("active"), 0, -1):
+            job_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+            saq_job = await self.job(self.job_key_from_id(job_id))
+            if saq_job is None:
+                await self.redis.lrem(self.namespace("active"), 0, job_id)
+                continue
+            if saq_job.status != Status.ACTIVE and not saq_job.stuck:
+                seen_not_active.add(job_id)
+                if job_id not in self._not_active:
+                    continue
+            elif not saq_job.stuck:
+                continue
+            await self.retry(saq_job, error="swept")
+            swept.append(job_id)
+        self._not_active = seen_not_active - set(swept)
+        return swept
 
 
 async def retry_orphans(queue: RedisQueue) -> int:
@@ -269,7 +293,12 @@ async def run_minter(settings: Settings) -> None:
 
     background = [asyncio.create_task(keep_lease()), asyncio.create_task(report_health())]
     task = asyncio.create_task(worker.start())
-    await stop.wait()
+    # SAQ installs its own SIGTERM/SIGINT handlers when it starts, so a signal ends the worker
+    # task rather than setting `stop`: wait for either.
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    stopping.cancel()
     await worker.stop()
     await minter.stop()
     for pending in (task, *background):

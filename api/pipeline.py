@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -19,9 +18,9 @@ from personalization.registry import ContractRegistry
 from personalization.rpc import JsonRpcClient
 from personalization.style import StyleDNA, StyleParams
 from render.errors import RenderError
-from render.procedural import RENDERER, RENDERER_VERSION, encode_png, synthesize
-from render.quality import QualityThresholds, render_with_gate
-from render.result import RenderResult, pixel_sha256
+from render.procedural import render_procedural_gated
+from render.quality import QualityThresholds
+from render.result import RenderResult
 
 log = logging.getLogger("personamint.pipeline")
 
@@ -41,31 +40,17 @@ class PipelineDeps:
 
 
 def render_job(dna: StyleDNA, params: StyleParams, seed: int) -> RenderResult:
-    """Render behind the quality gate: a degenerate frame is re-rendered with the next derived seed."""
-    palette = dna.palettes[params.palette]
+    """Render behind the quality gate; thresholds and attempts come from the DNA's [quality] table."""
     quality = dict(dna.raw.get("quality", {}))
     max_attempts = int(quality.pop("max_attempts", 3))
-    started = time.perf_counter()
-    gated = render_with_gate(
-        lambda attempt_seed: synthesize(params, palette, attempt_seed, dna.width, dna.height),
+    return render_procedural_gated(
+        params,
+        dna.palettes[params.palette],
         seed,
-        QualityThresholds.from_mapping(quality),
-        max_attempts,
-    )
-    synthesized = time.perf_counter()
-    png = encode_png(gated.value)
-    return RenderResult(
-        png=png,
-        width=dna.width,
-        height=dna.height,
-        file_sha256=hashlib.sha256(png).hexdigest(),
-        pixel_sha256=pixel_sha256(gated.value),
-        renderer=RENDERER,
-        renderer_version=RENDERER_VERSION,
-        seed=gated.seed,
-        attempts=gated.attempts,
-        synth_seconds=synthesized - started,
-        encode_seconds=time.perf_counter() - synthesized,
+        dna.width,
+        dna.height,
+        thresholds=QualityThresholds.from_mapping(quality),
+        max_attempts=max_attempts,
     )
 
 
