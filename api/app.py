@@ -142,7 +142,7 @@ def _valid_id(value: str, limit: int, extra: str = "") -> bool:
 async def _owned_job(core: Core, caller: Caller, job_id: str) -> Job:
     job = await core.jobs.get(job_id) if _valid_id(job_id, _JOB_ID_MAX) else None
     if job is None or job.tenant != caller.tenant:
-        raise ApiError(404, "job_not_found", f"no mint {job_id[:80]!r}")
+        raise ApiError(404, "job_not_found", "no such mint for this caller")
     return job
 
 

@@ -30,6 +30,9 @@ def _logging(settings: Settings | None = None) -> None:
             add_secret(settings.signer_key.get_secret_value())
         for source in settings.webhook_sources.values():
             add_secret(source.secret.get_secret_value())
+        llm_key = getattr(settings, "llm_api_key", None)
+        if llm_key is not None:
+            add_secret(llm_key.get_secret_value())
 
 
 def cmd_api(settings: Settings) -> None:

@@ -78,7 +78,8 @@ def api_error_handler(request: Request[Any, Any, Any], exc: ApiError) -> Respons
 
 def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """Redis or the chain is unreachable: a retryable 503, never a 500 (the caller retries with its key)."""
-    log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    route = request.scope.get("path_template") or "<unmatched>"
+    log.warning("dependency unavailable on %s %s: %s", request.method, route, type(exc).__name__)
     return problem(
         503,
         "service_unavailable",
@@ -110,7 +111,9 @@ def _is_decode_error(detail: str) -> bool:
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # The route template, never the raw path: a caller may have put anything in the URL.
+    route = request.scope.get("path_template") or "<unmatched>"
+    log.exception("unhandled error on %s %s", request.method, route, exc_info=exc)
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "The service failed; it has been logged.", request)
 
 

@@ -28,7 +28,7 @@ from chain.contract import PersonaMint
 from chain.errors import ContractRevert, InsufficientFunds
 from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
 from chain.journal import TxRecord
-from chain.minter import Minter, MinterConfig, MintProgress, SendRejected
+from chain.minter import Minter, MinterConfig, MintProgress, MintTimeout, SendRejected
 from chain.rpc import JsonRpc
 
 log = logging.getLogger("personamint.minter")
@@ -158,14 +158,23 @@ async def mint_job(ctx: dict[str, Any], *, job_id: str) -> str:
                 await core.jobs.set_status(job_id, "minting", detail=detail or progress.detail)
 
     started = asyncio.get_running_loop().time()
+    # Finish before SAQ's own timeout would cancel us: a cancelled job could not record why it
+    # ended. The request stays tracked by the minter, so the retry picks it up where it is.
+    deadline_s = max(1.0, core.settings.job_timeout_s - 10.0)
     try:
         async with heartbeat(saq_job, core.settings.job_heartbeat_s / 3):
-            receipt = await minter.mint(
-                bytes.fromhex(job.request_id.removeprefix("0x")),
-                job.recipient,
-                pin["token_uri"],
-                on_progress=on_progress,
-            )
+            try:
+                receipt = await asyncio.wait_for(
+                    minter.mint(
+                        bytes.fromhex(job.request_id.removeprefix("0x")),
+                        job.recipient,
+                        pin["token_uri"],
+                        on_progress=on_progress,
+                    ),
+                    deadline_s,
+                )
+            except TimeoutError:
+                raise MintTimeout(f"not confirmed within {deadline_s:.0f}s; the request is still tracked") from None
     except PERMANENT as exc:
         await core.jobs.fail(job_id, job_error(exc))
         return "failed"

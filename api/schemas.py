@@ -6,8 +6,18 @@ from typing import Annotated, Any
 
 import msgspec
 
-Address = Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="0x-prefixed EVM address")]
-CollectionId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Address = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        description="0x-prefixed EVM address (EIP-55 checksum when mixed case)",
+        examples=["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"],
+    ),
+]
+CollectionId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", examples=["default"])
+]
 
 
 class MintRequest(msgspec.Struct, forbid_unknown_fields=True):

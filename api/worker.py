@@ -13,6 +13,8 @@ from api.pipeline import Pipeline, PipelineDeps
 from api.queue import enqueue_mint, heartbeat
 from api.services import Core, load_registry
 from api.settings import Settings
+from chain.pinning import CIDMismatch, PinningRejected
+from chain.pinning.redundant import aclose_pinner, build_pinner
 from personalization.errors import StyleDNAError
 from personalization.orchestrator.rule_based import RuleBasedOrchestrator
 from personalization.rpc import JsonRpcClient
@@ -21,8 +23,8 @@ from render.errors import RenderError
 log = logging.getLogger("personamint.worker")
 
 # Errors that no retry can fix: the job ends failed at once. History errors are
-# transport trouble and are retried.
-PERMANENT = (RenderError, StyleDNAError)
+# transport trouble and are retried; so are pin timeouts (a retry reuses the live pin request).
+PERMANENT = (RenderError, StyleDNAError, CIDMismatch, PinningRejected)
 
 
 async def pipeline_job(ctx: dict[str, Any], *, job_id: str) -> str:
@@ -61,8 +63,12 @@ async def startup(ctx: dict[str, Any]) -> None:
     core = Core.create(settings)
     assert settings.rpc_url is not None, "PERSONAMINT_RPC_URL is not set"
     rpc = JsonRpcClient(settings.rpc_url)
+    pinner = build_pinner(
+        settings.pinner_configs(), local=core.store, policy=settings.pin_policy, wait=settings.pin_wait_policy()
+    )
     ctx["core"] = core
     ctx["rpc"] = rpc
+    ctx["pinner"] = pinner
     ctx["pipeline"] = Pipeline(
         PipelineDeps(
             jobs=core.jobs,
@@ -70,7 +76,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             registry=load_registry(settings),
             collections=core.collections,
             orchestrator=RuleBasedOrchestrator(),
-            pinner=core.store,
+            pinner=pinner,
             history_max_depth=settings.history_max_depth,
             history_window=settings.history_window,
         )
@@ -78,11 +84,27 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await aclose_pinner(ctx["pinner"])
     await ctx["rpc"].aclose()
     await ctx["core"].close()
 
 
+async def refuse_wrong_chains(settings: Settings) -> None:
+    """Start-up check: every collection's RPC answers with that collection's chain id."""
+    from api.chain_check import check_collection_chains
+    from api.collections import load_collection_configs
+    from chain.errors import ChainError
+
+    try:
+        await check_collection_chains(
+            load_collection_configs(settings.collections_dir), default_rpc_url=settings.rpc_url
+        )
+    except ChainError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None
+
+
 async def run_worker(settings: Settings) -> None:
+    await refuse_wrong_chains(settings)
     core = Core.create(settings)
     worker = Worker(
         core.pipeline_queue,

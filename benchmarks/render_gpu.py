@@ -297,8 +297,9 @@ def bench_case(
     rows: list[Row] = []
 
     def unet_step(batch: int) -> float:
-        inputs = unet_inputs(pipe, case.kind, batch, case.size, device, dtype)
+        # Inputs made in inference mode like the pipeline's, or a compiled UNet re-traces for them.
         with torch.inference_mode():
+            inputs = unet_inputs(pipe, case.kind, batch, case.size, device, dtype)
             for _ in range(2):
                 call_unet(pipe, inputs)
             return timed(device, lambda: call_unet(pipe, inputs), args.unet_runs)

@@ -208,7 +208,8 @@ class _Tx:
         return not self.requests
 
 
-def _classify_send_error(message: str) -> str:
+def classify_send_error(message: str) -> str:
+    """What a node meant by refusing eth_sendRawTransaction, from its message (nodes differ in wording)."""
     text = message.lower()
     if any(hint in text for hint in ("already known", "already imported", "known transaction", "already exists")):
         return "known"
@@ -737,7 +738,7 @@ class Minter:
         try:
             await self.rpc.call("eth_sendRawTransaction", ["0x" + tx.raw.hex()])
         except RpcCallError as exc:
-            kind = _classify_send_error(exc.rpc_message)
+            kind = classify_send_error(exc.rpc_message)
             if kind == "known":
                 return "accepted", kind, None
             if kind in ("nonce_low", "nonce_high"):
@@ -1013,6 +1014,8 @@ class Minter:
         """A transaction is missing from the pool or stalled: rebroadcast it, or sign a bumped version."""
         try:
             await self._recover_inner(tx, stalled=stalled)
+        except FenceLost as exc:
+            self._lose_fence(exc)
         finally:
             tx.recovering = False
 

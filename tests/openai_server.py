@@ -159,7 +159,8 @@ class OpenAIServer:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
-                    server.requests.append(Recorded(self.path, dict(self.headers), body))
+                    headers = {key.lower(): value for key, value in self.headers.items()}
+                    server.requests.append(Recorded(self.path, headers, body))
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send(404, {}, {"error": {"message": "not found"}})
                     return

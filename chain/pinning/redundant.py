@@ -92,6 +92,9 @@ class RedundantPinner:
         except BaseException:
             for task in pending:
                 task.cancel()
+            for task in tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved, so asyncio does not log it as lost
             raise
         for task in pending:
             # "any" is satisfied; the others keep going so redundancy still builds up.

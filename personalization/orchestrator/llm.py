@@ -37,7 +37,7 @@ from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, StyleDNA, Style
 log = logging.getLogger("personalization.orchestrator.llm")
 
 TOOL_NAME = "choose_style"
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 MAX_CONTEXT_CHARS = 1500  # app context shown to the model; the rest is left out, not cut mid-value
 MAX_HASHED_RESPONSE = 65_536
 
@@ -47,11 +47,11 @@ FIELD_HINTS = {
     "medium": "artistic medium",
     "motif": "main visual motif",
     "mood": "overall mood",
-    "complexity": "how many layers and elements (more activity: higher)",
-    "energy": "turbulence and stroke speed (more transactions: higher)",
-    "symmetry": "mirror folding (activity concentrated on one contract: higher)",
-    "grain": "paper or film grain (older wallet: higher)",
-    "hue_shift": "degrees the palette is rotated (mostly receiving: positive, mostly sending: negative)",
+    "complexity": "more activity, higher",
+    "energy": "more transactions, higher",
+    "symmetry": "activity on one contract, higher",
+    "grain": "older wallet, higher",
+    "hue_shift": "mostly receiving +, mostly sending -",
 }
 
 
@@ -84,7 +84,7 @@ def style_schema(dna: StyleDNA) -> dict[str, Any]:
             "type": "integer",
             "minimum": bounds.low,
             "maximum": bounds.high,
-            "description": f"{FIELD_HINTS[name]}; an integer from {bounds.low} to {bounds.high}",
+            "description": f"integer {bounds.low}..{bounds.high}: {FIELD_HINTS[name]}",
         }
     return {
         "title": TOOL_NAME,
@@ -112,31 +112,26 @@ def _context_for_prompt(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_prompt(profile: WalletProfile, dna: StyleDNA, baseline: StyleParams, persona: str) -> str:
-    """The one user message: instructions, allowed values, the wallet's features, a baseline."""
-    features = profile.features()
+    """The one user message: instructions, allowed values, the wallet's features, a baseline.
+
+    Kept short (~300 tokens): small local models read it on a CPU. Zero and empty features
+    are left out; Gemma's chat format shows no tool schema, so the bounds are spelled out.
+    """
+    features = {k: v for k, v in profile.features().items() if v not in (0, 0.0, False, None, {}, [], "")}
     context = features.pop("context", {}) or {}
-    allowed = []
-    for name in CHOICE_FIELDS:
-        allowed.append(f"- {name} ({FIELD_HINTS[name]}): one of {', '.join(dna.choices(name))}")
-    for name in NUMERIC_FIELDS:
-        bounds = dna.ranges[name]
-        allowed.append(f"- {name} ({FIELD_HINTS[name]}): integer {bounds.low} to {bounds.high}")
+    allowed = [f"{name}: {'|'.join(dna.choices(name))}" for name in CHOICE_FIELDS]
+    allowed += [
+        f"{name}: {dna.ranges[name].low}..{dna.ranges[name].high} ({FIELD_HINTS[name]})" for name in NUMERIC_FIELDS
+    ]
     lines = [
-        f"You choose the art style of an NFT from the collection '{dna.name}' for one crypto wallet.",
-        f"Call the function {TOOL_NAME} exactly once with values that fit this wallet's on-chain life.",
-        "Use only these values:",
+        f"Choose the art style of an NFT from '{dna.name}' for one crypto wallet.",
+        f"Call {TOOL_NAME} once. Allowed values:",
         *allowed,
-        "",
-        "Wallet features (JSON): " + json.dumps(features, sort_keys=True, separators=(",", ":")),
+        "Wallet: " + canonical_json(features).decode(),
     ]
     if context:
-        lines.append(
-            "App context from the minting app (JSON): " + canonical_json(_context_for_prompt(context)).decode()
-        )
-    lines += [
-        f"A deterministic baseline for this wallet (persona '{persona}'), which you may adjust: "
-        + canonical_json(baseline.to_dict()).decode(),
-    ]
+        lines.append("App context: " + canonical_json(_context_for_prompt(context)).decode())
+    lines.append(f"Baseline for persona '{persona}' (adjust to fit): " + canonical_json(baseline.to_dict()).decode())
     return "\n".join(lines)
 
 
@@ -188,6 +183,12 @@ def _failure_reason(error: BaseException) -> str:
         return f"http_{error.status_code}"
     if isinstance(error, openai.APIConnectionError):
         return "unreachable"
+    from langchain_core.exceptions import OutputParserException
+    from pydantic import ValidationError
+
+    # The client could not even build a message from the answer (e.g. empty tool arguments).
+    if isinstance(error, OutputParserException | ValidationError | json.JSONDecodeError):
+        return "malformed"
     return f"error:{type(error).__name__}"
 
 
@@ -241,25 +242,53 @@ class LLMOrchestrator:
         # The whole call, retries and backoff included, may not outlast this.
         self.deadline_s = timeout_s * (retries + 1) + 2.0
         self._rule_based = RuleBasedOrchestrator()
-        if chat_model is None:
-            from langchain_openai import ChatOpenAI
-            from pydantic import SecretStr
-
-            chat_model = ChatOpenAI(
-                model=model,
-                base_url=base_url,
-                # Local servers take any key; the client insists on one.
-                api_key=SecretStr(api_key or "not-needed"),
-                temperature=0,
-                seed=seed,
-                timeout=timeout_s,
-                max_retries=retries,
-                extra_body={"max_tokens": max_tokens},
-                # An httpx.AsyncClient to share a pool (or watch the wire, as the tests do).
-                http_async_client=http_client,
-            )
-        self.chat_model = chat_model
+        self.base_url = base_url
+        self._api_key = api_key or "not-needed"  # local servers take any key; the client insists on one
+        self._http_client = http_client  # an httpx.AsyncClient to share a pool, or to watch the wire
+        self._given_model = chat_model  # tests may pass a stand-in for ChatOpenAI
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._owned_client: Any = None
+        self.chat_model: Any = chat_model
         self._chains: dict[str, Any] = {}
+
+    def _bind_to_loop(self) -> None:
+        """One ChatOpenAI (and HTTP pool) per event loop.
+
+        langchain-openai caches one default httpx client per (base_url, timeout) for the whole
+        process; its connections belong to the loop that opened them, so a second
+        `asyncio.run` (a CLI, a test) would fail with "Event loop is closed".
+        """
+        loop = asyncio.get_running_loop()
+        if self._given_model is not None or loop is self._loop:
+            return
+        import httpx
+        from langchain_openai import ChatOpenAI
+        from pydantic import SecretStr
+
+        self.chat_model = ChatOpenAI(
+            model=self.model,
+            base_url=self.base_url,
+            api_key=SecretStr(self._api_key),
+            temperature=0,
+            seed=self.seed,
+            timeout=self.timeout_s,
+            max_retries=self.retries,
+            # langchain-openai sends max_completion_tokens, which llama.cpp ignores.
+            extra_body={"max_tokens": self.max_tokens},
+            http_async_client=self._http_client or self._own_client(httpx.AsyncClient(timeout=self.timeout_s)),
+        )
+        self._chains = {}
+        self._loop = loop
+
+    def _own_client(self, client: Any) -> Any:
+        self._owned_client = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the HTTP pool this orchestrator opened (not one it was given)."""
+        client, self._owned_client = self._owned_client, None
+        if client is not None:
+            await client.aclose()
 
     def _request_fingerprint(self, schema: dict[str, Any], prompt: str) -> str:
         return _sha256(
@@ -277,6 +306,7 @@ class LLMOrchestrator:
         )
 
     def _chain(self, dna: StyleDNA) -> Any:
+        self._bind_to_loop()
         key = dna.sha256()
         chain = self._chains.get(key)
         if chain is not None:

@@ -388,3 +388,20 @@ async def test_someone_else_using_the_key_does_not_wedge_the_nonce(anvil: AnvilP
         no_skips_or_reverts(minter)
     await assert_minted_exactly(view, requests, [r.token_id for r in [*first, *second]])
     await view.close()
+
+
+async def test_legacy_gas_price_transactions(anvil: AnvilProcess) -> None:
+    # The contract needs Shanghai (PUSH0), so a pre-London anvil cannot host it; legacy pricing
+    # is forced here, and detection from a block without baseFeePerGas is a unit test.
+    address = await deploy(anvil.url)
+    view = ChainView(anvil.url, address)
+    requests = make_requests(30)
+    config = MinterConfig(poll_s=0.02, fees=FeePolicy(legacy=True))
+    async with running_minter(anvil.url, address, config) as minter:
+        receipts = await asyncio.wait_for(asyncio.gather(*(minter.mint(*r) for r in requests)), 60)
+        no_skips_or_reverts(minter)
+    sent = await view.rpc.call("eth_getTransactionByHash", [receipts[0].tx_hash])
+    assert int(sent["type"], 16) == 0
+    assert int(sent["gasPrice"], 16) > 0
+    await assert_minted_exactly(view, requests, [r.token_id for r in receipts])
+    await view.close()

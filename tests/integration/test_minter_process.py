@@ -185,16 +185,23 @@ def test_sigkill_at_any_point_then_restart_mints_exactly_once(harness: MinterHar
         "after receipt": mined_not_confirmed,
         "at random": random_moment,
     }
+    kills: list[str] = []
     harness.processes.spawn("minter", "minter")
     for wave, (name, condition) in zip(waves, kill_points.items(), strict=True):
         held_before = harness.lease_token()
         harness.add_jobs(wave)
         harness.wait_for(condition, 60, f"the moment to kill ({name})")
         harness.processes.kill("minter")
+        journal = harness.journal()
+        kills.append(
+            f"{name}: {len(journal)} unconfirmed tx(s) journaled, "
+            f"{harness.statuses().count('confirmed')}/{len(harness.job_ids)} jobs confirmed"
+        )
         harness.processes.spawn("minter", "minter")
     harness.wait_for(
         lambda: all(status in ("confirmed", "failed") for status in harness.statuses()), 120, "every job to end"
     )
+    print("\n".join(kills))
     assert harness.statuses() == ["confirmed"] * 100, harness.log_tail()
     assert harness.redis.hlen(harness.journal_key) == 0, "nothing left unconfirmed"
     token_ids, skipped = harness.chain_checks()

@@ -74,7 +74,7 @@ def test_prompt_carries_bounds_features_and_baseline_but_no_address() -> None:
     prompt = build_prompt(GAMER, DNA, BASELINE, PERSONA)
     assert TOOL_NAME in prompt
     for name in CHOICE_FIELDS:
-        assert ", ".join(DNA.choices(name)) in prompt
+        assert "|".join(DNA.choices(name)) in prompt
     assert GAMER.address.lower() not in prompt.lower()
     assert '"gaming":60' in prompt
     assert '"class":"mage"' in prompt
