@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.logging import request_id_var
+from api.logging import redact, request_id_var
 from chain.errors import ChainError
 from personalization.errors import PersonalizationError
 from render.errors import RenderError
@@ -65,7 +65,8 @@ def problem(
         "code": code,
     }
     if request is not None:
-        body["instance"] = request.url.path
+        # The path as sent, less anything credential-shaped a caller put into it.
+        body["instance"] = redact(request.url.path[:512])
     if (request_id := request_id_var.get()) is not None:
         body["request_id"] = request_id
     body.update(extra)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from api.jobs import Job, JobStore
 from api.provenance import metadata_bytes, token_metadata
-from chain.pinning import Pinner
+from chain.pinning import CIDMismatch, Pinner
+from chain.pinning.local import LocalStore
 from personalization.history import fetch_history
 from personalization.orchestrator import Orchestration, Orchestrator
 from personalization.profile import WalletProfile, build_profile
@@ -25,18 +27,7 @@ from render.result import RenderResult
 log = logging.getLogger("personamint.pipeline")
 
 
-@dataclass
-class PipelineDeps:
-    """What the pipeline needs, built once per worker process."""
-
-    jobs: JobStore
-    rpc: JsonRpcClient
-    registry: ContractRegistry
-    collections: dict[str, StyleDNA]
-    orchestrator: Orchestrator
-    pinner: Pinner
-    history_max_depth: int
-    history_window: int
+Renderer = Callable[[StyleDNA, StyleParams, int], Awaitable[tuple[RenderResult, dict[str, Any]]]]
 
 
 def render_job(dna: StyleDNA, params: StyleParams, seed: int) -> RenderResult:
@@ -52,6 +43,27 @@ def render_job(dna: StyleDNA, params: StyleParams, seed: int) -> RenderResult:
         thresholds=QualityThresholds.from_mapping(quality),
         max_attempts=max_attempts,
     )
+
+
+async def procedural_renderer(dna: StyleDNA, params: StyleParams, seed: int) -> tuple[RenderResult, dict[str, Any]]:
+    """The default renderer, off the event loop; it has no extra provenance."""
+    return await asyncio.to_thread(render_job, dna, params, seed), {}
+
+
+@dataclass
+class PipelineDeps:
+    """What the pipeline needs, built once per worker process."""
+
+    jobs: JobStore
+    rpc: JsonRpcClient
+    registry: ContractRegistry
+    collections: dict[str, StyleDNA]
+    orchestrator: Orchestrator
+    pinner: Pinner
+    store: LocalStore
+    history_max_depth: int
+    history_window: int
+    renderer: Renderer = procedural_renderer
 
 
 class Pipeline:
@@ -75,7 +87,6 @@ class Pipeline:
     async def run(self, job: Job) -> Job:
         """Advance a job to 'minting'; the minter takes it from there."""
         dna = self.deps.collections[job.collection]
-        _rendered: dict[str, RenderResult] = {}
 
         async def profile_stage() -> dict[str, Any]:
             history = await fetch_history(
@@ -108,9 +119,12 @@ class Pipeline:
         )
 
         async def render_stage() -> dict[str, Any]:
-            result = await asyncio.to_thread(render_job, dna, orchestration.params, job.seed)
-            _rendered["image"] = result
+            result, extra = await self.deps.renderer(dna, orchestration.params, job.seed)
+            # The bytes go into the local content-addressed store at once: a crash after this
+            # point resumes from the CID and never re-renders (diffusion is not bit-exact).
+            image_cid = await self.deps.store.pin(result.png, content_type="image/png")
             return {
+                "image_cid": image_cid,
                 "renderer": result.renderer,
                 "renderer_version": result.renderer_version,
                 "seed": result.seed,
@@ -121,23 +135,23 @@ class Pipeline:
                 "pixel_sha256": result.pixel_sha256,
                 "synth_seconds": result.synth_seconds,
                 "encode_seconds": result.encode_seconds,
+                **({"diffusion": extra} if extra else {}),
             }
 
         render_out = await self._stage(job, "rendering", "render", render_stage)
 
         async def pin_stage() -> dict[str, Any]:
-            result = _rendered.get("image")
-            if result is None:
-                # Resumed after a crash: render again; the pixels must be the ones recorded.
-                result = await asyncio.to_thread(render_job, dna, orchestration.params, job.seed)
-                if result.pixel_sha256 != render_out["pixel_sha256"]:
-                    raise RenderError("re-render after a retry gave different pixels")
-            image_cid = await self.deps.pinner.pin(result.png, content_type="image/png")
+            stored = await self.deps.store.get(render_out["image_cid"])
+            if stored is None:
+                raise RenderError(f"rendered image {render_out['image_cid']} is missing from the local store")
+            image_cid = await self.deps.pinner.pin(stored.data, content_type="image/png")
+            if image_cid != render_out["image_cid"]:
+                raise CIDMismatch(render_out["image_cid"], image_cid)
             metadata = token_metadata(
                 dna=dna,
                 profile=profile,
                 orchestration=orchestration,
-                render=result,
+                render=render_out,
                 image_cid=image_cid,
                 edition=job.edition,
                 base_seed=job.seed,

@@ -9,7 +9,7 @@ from saq import Worker
 
 from api.errors import job_error
 from api.jobs import TERMINAL
-from api.pipeline import Pipeline, PipelineDeps
+from api.pipeline import Pipeline, PipelineDeps, Renderer, procedural_renderer
 from api.queue import enqueue_mint, heartbeat
 from api.services import Core, load_registry
 from api.settings import Settings
@@ -18,7 +18,9 @@ from chain.pinning.redundant import aclose_pinner, build_pinner
 from personalization.errors import StyleDNAError
 from personalization.orchestrator.rule_based import RuleBasedOrchestrator
 from personalization.rpc import JsonRpcClient
+from personalization.style import StyleDNA, StyleParams
 from render.errors import RenderError
+from render.result import RenderResult
 
 log = logging.getLogger("personamint.worker")
 
@@ -66,6 +68,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     pinner = build_pinner(
         settings.pinner_configs(), local=core.store, policy=settings.pin_policy, wait=settings.pin_wait_policy()
     )
+    renderer: Renderer = procedural_renderer
+    if settings.renderer == "diffusion":
+        renderer, ctx["batcher"] = await diffusion_renderer(settings, core)
     ctx["core"] = core
     ctx["rpc"] = rpc
     ctx["pinner"] = pinner
@@ -77,13 +82,63 @@ async def startup(ctx: dict[str, Any]) -> None:
             collections=core.collections,
             orchestrator=RuleBasedOrchestrator(),
             pinner=pinner,
+            store=core.store,
+            renderer=renderer,
             history_max_depth=settings.history_max_depth,
             history_window=settings.history_window,
         )
     )
 
 
+async def diffusion_renderer(settings: Settings, core: Core) -> tuple[Renderer, Any]:
+    """Load the diffusion model once per worker, warm it, and micro-batch renders onto it."""
+    import asyncio
+
+    from render.batching import MicroBatcher
+    from render.diffusion import DiffusionRecipe, DiffusionRenderer, DiffusionRequest
+
+    assert settings.model_path is not None  # settings refuse renderer=diffusion without it
+    recipes = {cid: DiffusionRecipe.from_dna(dna) for cid, dna in core.collections.items()}
+    loras = {r.lora: settings.lora_dir / f"{r.lora}.safetensors" for r in recipes.values() if r.lora}
+    model = await asyncio.to_thread(
+        DiffusionRenderer.load,
+        settings.model_path,
+        device=settings.device,
+        dtype=settings.dtype,
+        model_kind=settings.model_kind,
+        config_path=settings.model_config_path,
+        loras=loras,
+        compile=settings.compile,
+        compile_mode=settings.compile_mode,
+        max_batch_size=settings.render_batch_size,
+        model_id=settings.model_id,
+    )
+    batcher = MicroBatcher(
+        model.render_batch,
+        max_batch_size=settings.render_batch_size,
+        max_wait_ms=settings.render_batch_wait_ms,
+        key=lambda request: request.batch_key,
+    )
+    for cid, dna in core.collections.items():
+        recipe = recipes[cid]
+        await batcher.call(
+            model.warmup,
+            recipe,
+            recipe.width or dna.width,
+            recipe.height or dna.height,
+            range(1, settings.render_batch_size + 1),
+        )
+
+    async def render(dna: StyleDNA, params: StyleParams, seed: int) -> tuple[RenderResult, dict[str, Any]]:
+        out = await batcher.submit(DiffusionRequest.for_job(dna, params, seed))
+        return out.result, out.provenance
+
+    return render, batcher
+
+
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if ctx.get("batcher") is not None:
+        await ctx["batcher"].aclose()
     await aclose_pinner(ctx["pinner"])
     await ctx["rpc"].aclose()
     await ctx["core"].close()

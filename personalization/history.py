@@ -223,9 +223,30 @@ class LogScanner:
             cursor = high + 1
             return low, high
 
+        # Idle workers wait while others are in flight: a refusal may hand them split ranges.
+        changed = asyncio.Condition()
+        in_flight = 0
+
+        async def take() -> tuple[int, int] | None:
+            nonlocal in_flight
+            async with changed:
+                while (span := next_range()) is None:
+                    if in_flight == 0:
+                        changed.notify_all()
+                        return None
+                    await changed.wait()
+                in_flight += 1
+                return span
+
+        async def done() -> None:
+            nonlocal in_flight
+            async with changed:
+                in_flight -= 1
+                changed.notify_all()
+
         async def worker() -> None:
             nonlocal streak
-            while (span := next_range()) is not None:
+            while (span := await take()) is not None:
                 low, high = span
                 try:
                     logs = await self._fetch(low, high, topic_filters)
@@ -241,6 +262,8 @@ class LogScanner:
                     starts = range(low, high + 1, step)
                     retry.extend((a, min(high, a + step - 1)) for a in reversed(starts))
                     continue
+                finally:
+                    await done()
                 found.extend(logs)
                 streak += 1
                 # Result-count refusals depend on density: try wider windows again after a calm run.

@@ -173,10 +173,15 @@ class DiffusionRequest:
     def for_job(
         cls, dna: StyleDNA, params: StyleParams, seed: int, *, max_attempts: int = 3, gate: bool = True
     ) -> DiffusionRequest:
-        """The request a pipeline job makes: prompt and negatives from the DNA, thresholds from its [quality]."""
+        """The request a pipeline job makes: prompt and negatives from the DNA, gate from its [quality] table."""
         recipe = DiffusionRecipe.from_dna(dna)
-        quality = dna.raw.get("quality", {})
-        thresholds = QualityThresholds.from_mapping(quality if isinstance(quality, Mapping) else {})
+        raw_quality = dna.raw.get("quality", {})
+        quality = dict(raw_quality) if isinstance(raw_quality, Mapping) else {}
+        # [quality] holds the thresholds plus the attempt budget, as the procedural path reads it.
+        attempts = quality.pop("max_attempts", max_attempts)
+        if not _is_int(attempts) or attempts < 1:
+            raise InvalidRenderRequest(f"{dna.collection_id}: quality.max_attempts must be a positive integer")
+        thresholds = QualityThresholds.from_mapping(quality)
         # Newer DNAs compose the negative prompt themselves (negatives + deny list, capped).
         compose_negative = getattr(dna, "negative_prompt", None)
         negative = compose_negative() if callable(compose_negative) else ", ".join(dna.negative_prompts)
@@ -187,7 +192,7 @@ class DiffusionRequest:
             width=recipe.width or dna.width,
             height=recipe.height or dna.height,
             recipe=recipe,
-            gate=QualityGate(thresholds, max_attempts) if gate else None,
+            gate=QualityGate(thresholds, attempts) if gate else None,
         )
 
     def validate(self) -> None:

@@ -318,17 +318,15 @@ class LLMOrchestrator:
             style_schema(dna), method="function_calling", include_raw=True, strict=self.strict
         )
 
-        async def ask(call: _Call) -> Orchestration:
+        async def ask(payload: dict[str, Any]) -> Orchestration:
+            call: _Call = payload["call"]
             answer = await structured.ainvoke([HumanMessage(content=call.prompt)])
             return self._accept(call, answer)
 
         async def fall_back(payload: dict[str, Any]) -> Orchestration:
             return self._fallback(payload["call"], payload["error"])
 
-        async def unwrap(payload: dict[str, Any]) -> Orchestration:
-            return await ask(payload["call"])
-
-        chain = RunnableLambda(unwrap).with_fallbacks(
+        chain = RunnableLambda(ask).with_fallbacks(
             [RunnableLambda(fall_back)], exceptions_to_handle=(Exception,), exception_key="error"
         )
         self._chains[key] = chain
@@ -377,8 +375,10 @@ class LLMOrchestrator:
 
     def _fallback(self, call: _Call, error: BaseException) -> Orchestration:
         reason = _failure_reason(error)
-        log.warning("LLM orchestrator fell back to rule-based: %s", reason)
-        fallback: dict[str, Any] = {"reason": reason, "detail": str(error)[:200]}
+        # The detail stays in the log: provenance is published with the token, and error text
+        # comes from a server (it may name hosts or echo input).
+        log.warning("LLM orchestrator fell back to rule-based: %s (%s)", reason, str(error)[:200])
+        fallback: dict[str, Any] = {"reason": reason}
         response_sha256 = getattr(error, "response_sha256", None)
         if response_sha256:
             fallback["response_sha256"] = response_sha256

@@ -37,12 +37,16 @@ class Stack:
         """A fresh API key (scopes, collections, rate_per_min, burst as keyword options)."""
         return asyncio.run(_key(self.redis.url, tenant, **options))
 
+    def spawn(self, name: str, command: str, extra_env: dict[str, str] | None = None) -> ServiceProcesses:
+        """Another service process (api | worker | minter) on this stack, stopped with it."""
+        extra = ServiceProcesses({**self.env, **(extra_env or {})}, port=free_port(), log_dir=self.services.log_dir)
+        extra.spawn(name, command)
+        self.services.processes[name] = extra.processes[name]
+        return extra
+
     def spawn_api(self, name: str, extra_env: dict[str, str]) -> str:
         """Another API process on the same Redis and chain with other settings; returns its base URL."""
-        port = free_port()
-        extra = ServiceProcesses({**self.env, **extra_env}, port=port, log_dir=self.services.log_dir)
-        extra.spawn(name, "api")
-        self.services.processes[name] = extra.processes[name]
+        extra = self.spawn(name, "api", extra_env)
         _wait_healthy(extra.base_url, self.services.processes[name], self.services.log_dir / f"{name}.log")
         return extra.base_url
 

@@ -96,6 +96,9 @@ def test_scanner_finds_every_log_whatever_the_caps(max_range: int | None, max_re
     logs = asyncio.run(scanner.scan(0, 299, FILTERS))
     assert sorted(int(log["blockNumber"], 16) for log in logs) == list(range(300))
     assert rpc.max_inflight <= 3
+    if max_range or max_results:
+        # After the first refusal splits the range, every worker gets a share of it.
+        assert rpc.max_inflight == 3
     if max_range and hint:
         # One refusal names the cap; every later window fits it.
         refused = [r for r in rpc.ranges if r[1] - r[0] + 1 > max_range]
