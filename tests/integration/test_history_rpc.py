@@ -55,9 +55,7 @@ async def _read(url: str, wallet: str, block: int, **kwargs: object) -> WalletHi
 async def test_profile_counts_what_was_seeded(archive: tuple[AnvilProcess, SeededWallet]) -> None:
     node, seeded = archive
     history = await _read(node.url, seeded.wallet, seeded.head)
-    registry = ContractRegistry(
-        [KnownContract(history.chain_id, seeded.emitters["event"], "Demo DEX", "defi")]
-    )
+    registry = ContractRegistry([KnownContract(history.chain_id, seeded.emitters["event"], "Demo DEX", "defi")])
     profile = build_profile(history, registry, {"hours": 3})
     for name, value in seeded.expected.items():
         assert getattr(profile, name) == value, name
@@ -140,9 +138,12 @@ async def test_second_profile_at_the_same_block_costs_no_rpc_call(
                 assert proxy.calls["eth_getLogs"] == 0
                 assert set(proxy.calls) <= {"eth_chainId", "eth_blockNumber"}
                 assert third == first
-                assert service.fetches == 1 and other.fetches == 0
+                assert service.fetches == 1
+                assert other.fetches == 0
                 # A new block is a new key: read again.
-                Chain(node.url).mine(1)
+                chain = Chain(node.url)
+                chain.mine(1)
+                chain.close()
                 proxy.reset()
                 await other.summary(seeded.wallet)
                 assert proxy.calls["eth_getLogs"] > 0
