@@ -13,11 +13,10 @@ from api.jobs import Job, JobStore
 from api.provenance import metadata_bytes, token_metadata
 from chain.pinning import CIDMismatch, Pinner
 from chain.pinning.local import LocalStore
-from personalization.history import fetch_history
+from personalization.cache import CachedHistory
 from personalization.orchestrator import Orchestration, Orchestrator
 from personalization.profile import WalletProfile, build_profile
 from personalization.registry import ContractRegistry
-from personalization.rpc import JsonRpcClient
 from personalization.style import StyleDNA, StyleParams
 from render.errors import RenderError
 from render.procedural import render_procedural_gated
@@ -55,14 +54,12 @@ class PipelineDeps:
     """What the pipeline needs, built once per worker process."""
 
     jobs: JobStore
-    rpc: JsonRpcClient
+    history: CachedHistory
     registry: ContractRegistry
     collections: dict[str, StyleDNA]
     orchestrator: Orchestrator
     pinner: Pinner
     store: LocalStore
-    history_max_depth: int
-    history_window: int
     renderer: Renderer = procedural_renderer
 
 
@@ -89,13 +86,8 @@ class Pipeline:
         dna = self.deps.collections[job.collection]
 
         async def profile_stage() -> dict[str, Any]:
-            history = await fetch_history(
-                self.deps.rpc,
-                job.recipient,
-                max_depth=self.deps.history_max_depth,
-                window=self.deps.history_window,
-            )
-            return build_profile(history, self.deps.registry, job.context).to_dict()
+            summary = await self.deps.history.summary(job.recipient)
+            return build_profile(summary, self.deps.registry, job.context).to_dict()
 
         profile_out = await self._stage(job, "profiling", "profile", profile_stage)
         profile = WalletProfile.from_dict(profile_out)

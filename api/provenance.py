@@ -63,7 +63,7 @@ def token_metadata(
             "params": params.to_dict(),
             "params_sha256": params.sha256(),
             "prompt": dna.prompt(params),
-            "negative_prompt": ", ".join(dna.negative_prompts),
+            "negative_prompt": dna.negative_prompt(),
             "orchestrator": orchestration.provenance,
             "image_sha256": render["file_sha256"],
             "pixel_sha256": render["pixel_sha256"],

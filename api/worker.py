@@ -15,8 +15,11 @@ from api.services import Core, load_registry
 from api.settings import Settings
 from chain.pinning import CIDMismatch, PinningRejected
 from chain.pinning.redundant import aclose_pinner, build_pinner
+from personalization.cache import CachedHistory, HistoryCache
 from personalization.errors import StyleDNAError
-from personalization.orchestrator.rule_based import RuleBasedOrchestrator
+from personalization.history import HistorySource, RpcHistorySource
+from personalization.indexer import AlchemyHistorySource
+from personalization.orchestrator import build_orchestrator
 from personalization.rpc import JsonRpcClient
 from personalization.style import StyleDNA, StyleParams
 from render.errors import RenderError
@@ -74,18 +77,38 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["core"] = core
     ctx["rpc"] = rpc
     ctx["pinner"] = pinner
+    if settings.history_indexer == "alchemy":
+        source: HistorySource = AlchemyHistorySource(rpc, max_depth=settings.history_max_depth)
+    else:
+        source = RpcHistorySource(
+            rpc,
+            max_depth=settings.history_max_depth,
+            window=settings.history_window,
+            concurrency=settings.history_concurrency,
+        )
+    history = CachedHistory(
+        source, HistoryCache(core.redis, ttl_s=settings.history_cache_ttl_s, head_ttl_s=settings.history_head_ttl_s)
+    )
+    orchestrator = build_orchestrator(
+        settings.llm_base_url,
+        settings.llm_model,
+        settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+        settings.llm_timeout_s,
+        retries=settings.llm_retries,
+        max_tokens=settings.llm_max_tokens,
+        answers=core.redis,
+    )
+    ctx["orchestrator"] = orchestrator
     ctx["pipeline"] = Pipeline(
         PipelineDeps(
             jobs=core.jobs,
-            rpc=rpc,
+            history=history,
             registry=load_registry(settings),
             collections=core.collections,
-            orchestrator=RuleBasedOrchestrator(),
+            orchestrator=orchestrator,
             pinner=pinner,
             store=core.store,
             renderer=renderer,
-            history_max_depth=settings.history_max_depth,
-            history_window=settings.history_window,
         )
     )
 
@@ -137,6 +160,9 @@ async def diffusion_renderer(settings: Settings, core: Core) -> tuple[Renderer, 
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    close = getattr(ctx.get("orchestrator"), "aclose", None)
+    if close is not None:
+        await close()
     if ctx.get("batcher") is not None:
         await ctx["batcher"].aclose()
     await aclose_pinner(ctx["pinner"])
