@@ -23,10 +23,10 @@ from api.auth import Authenticator, Caller, caller_of, requires
 from api.errors import EXCEPTION_HANDLERS, ApiError
 from api.events import job_events, parse_last_event_id
 from api.idempotency import IdempotencyStore
-from api.jobs import TERMINAL, Job
+from api.jobs import TERMINAL, Job, Reconciler
 from api.metrics import SKIP_OPT, Metrics, RequestMiddleware, content_type
 from api.previews import PreviewDeps, PreviewService
-from api.queue import enqueue_pipeline
+from api.queue import enqueue_mint, enqueue_pipeline
 from api.ratelimit import Limit, RateLimiter
 from api.schemas import (
     Delivery,
@@ -394,7 +394,7 @@ async def siwe_sign_in(state: State, data: SiweRequest, idempotency_key: Idempot
     session = await siwe.sign_in(data.message, data.signature)
     return SessionView(
         token=session.token,
-        token_type="Bearer",
+        token_type="Bearer",  # noqa: S106 - the OAuth token type, not a password
         address=session.address,
         expires_at=session.expires_at,
         tenant=f"wallet:{session.address}",
@@ -721,9 +721,21 @@ def create_app(settings: Settings) -> Litestar:
                 on_outcome=lambda outcome: metrics.webhooks_out.labels(outcome).inc(),
             )
             delivery_task = asyncio.create_task(deliverer.run())
+        reconciler = Reconciler(
+            core.jobs,
+            enqueue_pipeline=lambda job_id: enqueue_pipeline(core.pipeline_queue, settings, job_id),
+            enqueue_mint=lambda job_id: enqueue_mint(core.mint_queue, settings, job_id),
+            every_s=settings.reconcile_s,
+            after_s=settings.reconcile_after_s,
+        )
+        reconcile_task = asyncio.create_task(reconciler.run())
         try:
             yield
         finally:
+            reconciler.stop()
+            reconcile_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconcile_task
             if deliverer is not None and delivery_task is not None:
                 await deliverer.stop()
                 delivery_task.cancel()

@@ -312,3 +312,15 @@ def _redact(url: str) -> str:
 async def _disconnect(w3: AsyncWeb3[Any]) -> None:
     with contextlib.suppress(*_NODE_ERRORS):
         await w3.provider.disconnect()
+
+
+async def refuse_wrong_chains(settings: Settings) -> None:
+    """Start-up check: every collection's RPC answers with that collection's chain id."""
+    from api.collections import load_collection_configs
+
+    try:
+        await check_collection_chains(
+            load_collection_configs(settings.collections_dir), default_rpc_url=settings.rpc_url
+        )
+    except ChainError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None

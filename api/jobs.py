@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,11 +19,15 @@ from redis.asyncio import Redis
 from api.ratelimit import GCRA_LUA, Limit
 from personalization.style import canonical_json
 
+log = logging.getLogger("personamint.jobs")
+
 STATUSES = ("queued", "profiling", "styling", "rendering", "pinning", "minting", "confirmed", "failed")
 TERMINAL = ("confirmed", "failed")
 STAGES = ("profile", "style", "render", "pin", "mint")
 IDEMPOTENCY_TTL_S = 24 * 3600
 EVENTS_MAXLEN = 1000
+# Jobs not yet confirmed or failed, scored by creation time: what the reconciler looks at.
+OPEN_JOBS_KEY = "pm:jobs:open"
 
 # Accept atomically: an idempotency key maps to one job forever (24 h); a replay is answered
 # before any limit is charged; then the recipient's rate limit and the per-wallet cap; the
@@ -50,6 +58,7 @@ redis.call('HSET', KEYS[3], 'edition', edition, unpack(cjson.decode(ARGV[3])))
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'status', 'queued', 'at', ARGV[4])
 if KEYS[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[6]) end
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[8], ARGV[4], ARGV[1])
 return {'created', ARGV[1], tostring(edition)}
 """
 )
@@ -75,6 +84,7 @@ if ARGV[4] ~= '' then table.insert(event, 'data'); table.insert(event, ARGV[4]) 
 if has_timings then table.insert(event, 'timings'); table.insert(event, cjson.encode(timings)) end
 local event_id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', unpack(event))
 if ARGV[7] == '1' then
+  redis.call('ZREM', KEYS[3], ARGV[1])
   local tenant = redis.call('HGET', KEYS[1], 'tenant')
   if tenant and redis.call('EXISTS', 'pm:tenant:' .. tenant .. ':webhook') == 1 then
     local delivery_id = ARGV[1] .. '.' .. ARGV[2]
@@ -235,6 +245,7 @@ class JobStore:
                 "pm:jobs",
                 f"pm:rl:recipient:{recipient.lower()}",
                 minted_key(collection, recipient),
+                OPEN_JOBS_KEY,
             ],
             args=[
                 job_id,
@@ -267,7 +278,7 @@ class JobStore:
         """Record a status change and its event; an end state also schedules the outbound webhook."""
         assert status in STATUSES, status
         await self._set_status(
-            keys=[job_key(job_id), events_key(job_id)],
+            keys=[job_key(job_id), events_key(job_id), OPEN_JOBS_KEY],
             args=[
                 job_id,
                 status,
@@ -290,9 +301,78 @@ class JobStore:
         await self._release_cap(keys=[job_key(job_id)], args=[json.dumps(error, sort_keys=True)])
         await self.set_status(job_id, "failed", detail=error.get("message"), extra={"code": error.get("code")})
 
+    async def open_jobs(self, *, created_before: float, limit: int = 500) -> list[tuple[str, str]]:
+        """(job id, status) of jobs still open that were created before the given time, oldest first."""
+        job_ids = [
+            raw.decode() for raw in await self.redis.zrangebyscore(OPEN_JOBS_KEY, "-inf", created_before, 0, limit)
+        ]
+        if not job_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(job_key(job_id), "status")
+            found = await pipe.execute()
+        open_jobs = []
+        for job_id, status in zip(job_ids, found, strict=True):
+            if status is None:
+                await self.redis.zrem(OPEN_JOBS_KEY, job_id)
+                continue
+            open_jobs.append((job_id, status.decode()))
+        return open_jobs
+
     async def bump_attempts(self, job_id: str) -> int:
         return int(await self.redis.hincrby(job_key(job_id), "attempts", 1))
 
     async def events(self, job_id: str, after: str = "0-0", count: int = 100) -> list[tuple[str, dict[str, str]]]:
         entries = await self.redis.xrange(events_key(job_id), min=f"({after}" if after != "0-0" else "-", count=count)
         return [(eid.decode(), {k.decode(): v.decode() for k, v in data.items()}) for eid, data in entries]
+
+
+class Reconciler:
+    """Re-enqueue open jobs that no queue holds any more: the safety net under "nothing accepted is lost".
+
+    A queue can drop a job: SAQ's sweep takes a dead worker's job off every list and puts it back
+    a few seconds later, so a sweeper that dies in between orphans it; an enqueue can fail after
+    the accept when Redis goes away. Enqueues are keyed, so re-enqueueing a job that a queue
+    still holds is a no-op; this loop does it for every job open longer than `after_s`.
+    """
+
+    def __init__(
+        self,
+        jobs: JobStore,
+        *,
+        enqueue_pipeline: Callable[[str], Awaitable[None]],
+        enqueue_mint: Callable[[str], Awaitable[None]],
+        every_s: float,
+        after_s: float,
+    ) -> None:
+        self.jobs = jobs
+        self.enqueue_pipeline = enqueue_pipeline
+        self.enqueue_mint = enqueue_mint
+        self.every_s = every_s
+        self.after_s = after_s
+        self._stop = asyncio.Event()
+
+    async def run_once(self) -> int:
+        revived = 0
+        for job_id, status in await self.jobs.open_jobs(created_before=time.time() - self.after_s):
+            if status in TERMINAL:
+                continue
+            if status == "minting":
+                await self.enqueue_mint(job_id)
+            else:
+                await self.enqueue_pipeline(job_id)
+            revived += 1
+        return revived
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.run_once()
+            except Exception as exc:  # noqa: BLE001 - Redis away: try again next round
+                log.warning("reconciler: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.every_s)
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -11,21 +11,22 @@ import signal
 import time
 from typing import Any
 
-from eth_account import Account
 from redis.asyncio import BlockingConnectionPool, Redis
 from saq import Worker
 from saq.job import Status
 from saq.queue.redis import RedisQueue
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
+from api.chain_check import service_signer
 from api.errors import job_error
 from api.jobs import TERMINAL, JobStore, job_key
 from api.lease import FencedLease, LeaseLost
 from api.queue import MINT_QUEUE, PIPELINE_QUEUE, heartbeat, make_queue
 from api.services import Core
 from api.settings import Settings
+from api.worker import refuse_wrong_chains
 from chain.contract import PersonaMint
-from chain.errors import ContractRevert, InsufficientFunds
+from chain.errors import ChainError, ContractRevert, InsufficientFunds
 from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
 from chain.journal import TxRecord
 from chain.minter import Minter, MinterConfig, MintProgress, MintTimeout, SendRejected
@@ -247,14 +248,18 @@ async def _minter_core(settings: Settings) -> Core:
 
 
 async def run_minter(settings: Settings) -> None:
-    if not (settings.rpc_url and settings.contract_address and settings.signer_key):
-        raise SystemExit("the minter needs PERSONAMINT_RPC_URL, _CONTRACT_ADDRESS and _SIGNER_KEY")
+    if not (settings.rpc_url and settings.contract_address):
+        raise SystemExit("the minter needs PERSONAMINT_RPC_URL and PERSONAMINT_CONTRACT_ADDRESS")
     core = await _minter_core(settings)
     rpc = JsonRpc(settings.rpc_url, timeout_s=settings.rpc_timeout_s)
     chain_id = int(await rpc.call("eth_chainId"), 16)
     if settings.chain_id is not None and chain_id != settings.chain_id:
         raise SystemExit(f"RPC chain id {chain_id} differs from PERSONAMINT_CHAIN_ID {settings.chain_id}")
-    account = Account.from_key(settings.signer_key.get_secret_value())
+    await refuse_wrong_chains(settings)
+    try:
+        account = await service_signer(settings, chain_id=chain_id)
+    except ChainError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None
     lease = FencedLease(core.redis, f"minter:{chain_id}:{account.address}", settings.lease_ttl_s)
     log.info("minter for %s on chain %d waiting for its lease", account.address, chain_id)
     await lease.acquire(poll_s=min(0.5, settings.lease_ttl_s / 4))

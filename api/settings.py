@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     confirmations: int = Field(1, ge=1, le=64, description="Blocks a mint must be buried under.")
 
     pipeline_concurrency: int = Field(4, ge=1, le=256, description="Pipeline jobs per worker process.")
-    mint_concurrency: int = Field(64, ge=1, le=4096, description="Mint jobs the minter holds at once.")
+    mint_concurrency: int = Field(512, ge=1, le=4096, description="Mint jobs the minter holds at once.")
     job_timeout_s: int = Field(600, ge=1, description="A stage run longer than this is retried.")
     job_heartbeat_s: int = Field(30, ge=1, description="A job silent this long is presumed dead.")
     job_retries: int = Field(20, ge=1, description="Attempts before a job ends failed.")
@@ -186,6 +186,8 @@ class Settings(BaseSettings):
     preview_concurrency: int = Field(2, ge=1, le=64, description="Previews rendered at once per API process.")
     min_signer_balance_wei: int = Field(10**15, ge=0, description="/ready fails below this signer balance.")
     max_queue_depth: int = Field(10_000, ge=1, description="/ready fails above this many queued jobs.")
+    reconcile_s: float = Field(30.0, gt=0, description="How often the API re-enqueues jobs a queue lost.")
+    reconcile_after_s: float = Field(120.0, gt=0, description="Jobs open this long are checked by the reconciler.")
     log_requests: bool = Field(False, description="Log every request (errors and slow requests always are).")
     bench_routes: bool = Field(False, description="Expose the hidden /_bench/bare route (benchmarks only).")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from saq import Worker
 
+from api.chain_check import refuse_wrong_chains
 from api.errors import job_error
 from api.jobs import TERMINAL
 from api.pipeline import Pipeline, PipelineDeps, Renderer, procedural_renderer
@@ -168,20 +169,6 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await aclose_pinner(ctx["pinner"])
     await ctx["rpc"].aclose()
     await ctx["core"].close()
-
-
-async def refuse_wrong_chains(settings: Settings) -> None:
-    """Start-up check: every collection's RPC answers with that collection's chain id."""
-    from api.chain_check import check_collection_chains
-    from api.collections import load_collection_configs
-    from chain.errors import ChainError
-
-    try:
-        await check_collection_chains(
-            load_collection_configs(settings.collections_dir), default_rpc_url=settings.rpc_url
-        )
-    except ChainError as exc:
-        raise SystemExit(f"refusing to start: {exc}") from None
 
 
 async def run_worker(settings: Settings) -> None:

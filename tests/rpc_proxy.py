@@ -33,6 +33,10 @@ class Faults:
     delay_s: float = 0.0
     nonce_too_low: int = 0
     """The next N sends are refused with 'nonce too low' (not forwarded)."""
+    drop_sends_next: int = 0
+    """The next N sends are dropped as with drop_send_rate (so a test is sure to see one)."""
+    lose_replies_next: int = 0
+    """The next N forwarded sends lose their reply as with lost_reply_rate."""
     seed: int | None = None
 
 
@@ -112,7 +116,8 @@ class RpcProxy:
                 self.injected.nonce_too_low += 1
                 error = {"code": -32003, "message": "nonce too low"}
                 return web.json_response({"jsonrpc": "2.0", "id": payload.get("id"), "error": error})
-            if self._roll(faults.drop_send_rate):
+            if faults.drop_sends_next > 0 or self._roll(faults.drop_send_rate):
+                faults.drop_sends_next = max(0, faults.drop_sends_next - 1)
                 raw = bytes.fromhex(payload["params"][0].removeprefix("0x"))
                 tx_hash = "0x" + keccak(raw).hex()
                 self.injected.dropped_sends.append(tx_hash)
@@ -123,7 +128,8 @@ class RpcProxy:
         ) as upstream:
             answer = await upstream.read()
             status = upstream.status
-        if send and self._roll(faults.lost_reply_rate):
+        if send and (faults.lose_replies_next > 0 or self._roll(faults.lost_reply_rate)):
+            faults.lose_replies_next = max(0, faults.lose_replies_next - 1)
             self.injected.lost_replies += 1
             return web.Response(status=504, text="Gateway Timeout")
         return web.Response(body=answer, status=status, content_type="application/json")

@@ -103,8 +103,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             chain_id=chain_id,
             data_dir=root / "data",
             extra={
-                "PERSONAMINT_SWEEP_S": "1",
+                "PERSONAMINT_SWEEP_S": "1", "PERSONAMINT_HISTORY_HEAD_TTL_S": "0",
                 "PERSONAMINT_JOB_HEARTBEAT_S": "5",
+                # Jobs a queue lost (a sweeper killed mid-sweep) come back within seconds.
+                "PERSONAMINT_RECONCILE_S": "1",
+                "PERSONAMINT_RECONCILE_AFTER_S": "10",
                 # Outbound webhooks retry fast here so the retry tests take a second, not an hour.
                 "PERSONAMINT_WEBHOOK_BACKOFF_BASE_S": "0.05",
                 "PERSONAMINT_WEBHOOK_BACKOFF_MAX_S": "0.5",

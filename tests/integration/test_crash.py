@@ -29,13 +29,30 @@ def statuses(client: redis_sync.Redis, job_ids: list[str]) -> dict[str, str]:
     return {job_id: (raw.decode() if raw else "missing") for job_id, raw in zip(job_ids, found, strict=True)}
 
 
-def wait_until(predicate: Any, timeout_s: float, what: str) -> None:
+def wait_until(predicate: Any, timeout_s: float, what: str, explain: Any = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f": {explain()}" if explain else ""))
+
+
+def describe(store: redis_sync.Redis, job_ids: list[str]) -> str:
+    """What the unfinished jobs look like: job record and SAQ records, for a failure message."""
+    found = statuses(store, job_ids)
+    lines = [str(Counter(found.values()))]
+    for job_id, status in list(found.items()):
+        if status in TERMINAL:
+            continue
+        record = {k.decode(): v.decode()[:60] for k, v in store.hgetall(f"pm:job:{job_id}").items()}
+        lines.append(f"{job_id}: {status} attempts={record.get('attempts')} stages={sorted(record)}")
+        for queue, key in (("pm-pipeline", "pipeline"), ("pm-mint", "mint")):
+            raw = store.get(f"saq:job:{queue}:{key}:{job_id}")
+            lines.append(f"  {queue}: {raw.decode()[:400] if raw else None}")
+        if len(lines) > 12:
+            break
+    return "\n".join(lines)
 
 
 async def chain_state(stack: Stack, jobs: list[dict[str, Any]]) -> tuple[int, list[int | None], list[str]]:
@@ -113,9 +130,23 @@ def test_kill_9_the_worker_with_jobs_in_every_stage(stack: Stack) -> None:
                 stack.services.kill(worker)
                 worker = f"worker-crash-{round_}"
                 stack.spawn(worker, "worker", wide)
+                # Let the new worker pick jobs up (and the dead one's be swept) before the next kill.
+                done_before = sum(s in TERMINAL | {"minting"} for s in statuses(store, job_ids).values())
+                wait_until(
+                    lambda done=done_before: (
+                        sum(s in TERMINAL | {"minting"} for s in statuses(store, job_ids).values())
+                        >= min(JOBS, done + 5)
+                    ),
+                    120,
+                    "the new worker to make progress",
+                    lambda: describe(store, job_ids),
+                )
 
             wait_until(
-                lambda: all(s in TERMINAL for s in statuses(store, job_ids).values()), 240, "every job to finish"
+                lambda: all(s in TERMINAL for s in statuses(store, job_ids).values()),
+                240,
+                "every job to finish",
+                lambda: describe(store, job_ids),
             )
             assert_confirmed_exactly_once(stack, client, job_ids, before)
     finally:
@@ -188,6 +219,7 @@ def test_redis_restart_under_load_loses_no_accepted_job(stack: Stack) -> None:
                 lambda: all(s in TERMINAL for s in statuses(store, job_ids).values()),
                 240,
                 "every accepted job to finish after the restart",
+                lambda: describe(store, job_ids),
             )
         finally:
             store.close()

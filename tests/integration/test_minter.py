@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
@@ -18,8 +19,8 @@ from eth_utils.crypto import keccak
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chain.anvil import AnvilProcess, dev_account
-from chain.contract import PersonaMint, deploy_persona_mint
-from chain.errors import ContractRevert, InsufficientFunds, MaxSupplyReached
+from chain.contract import MINTER_ROLE, PersonaMint, deploy_persona_mint, send_transaction
+from chain.errors import ContractRevert, InsufficientFunds, MaxSupplyReached, MissingRole
 from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
 from chain.journal import MintJournal
 from chain.minter import Minter, MinterConfig, MintProgress, MintReceipt
@@ -405,3 +406,67 @@ async def test_legacy_gas_price_transactions(anvil: AnvilProcess) -> None:
     assert int(sent["gasPrice"], 16) > 0
     await assert_minted_exactly(view, requests, [r.token_id for r in receipts])
     await view.close()
+
+
+async def test_a_signer_without_the_minter_role_fails_every_request_at_once(anvil: AnvilProcess) -> None:
+    w3 = AsyncWeb3(AsyncHTTPProvider(anvil.url))
+    admin = dev_account(0)
+    deployment = await deploy_persona_mint(
+        w3, admin, name="Test", symbol="TEST", admin=admin.address, minter=dev_account(2).address
+    )
+    await w3.provider.disconnect()
+    requests = make_requests(5)
+    async with running_minter(anvil.url, deployment.address, FAST) as minter:
+        results = await asyncio.wait_for(
+            asyncio.gather(*(minter.mint(*r) for r in requests), return_exceptions=True), 30
+        )
+        assert minter.stats.txs_sent == 0
+    assert all(isinstance(error, MissingRole) and error.code == "missing_role" for error in results)
+
+
+async def test_a_retry_asks_the_chain_first_and_leaves_out_a_request_minted_meanwhile() -> None:
+    async with AnvilProcess() as node:
+        address = await deploy(node.url)
+        view = ChainView(node.url, address)
+        w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
+        other = dev_account(2)
+        grant = function_signature_to_4byte_selector("grantRole(bytes32,address)") + abi_encode(
+            ["bytes32", "address"], [MINTER_ROLE, other.address]
+        )
+        await send_transaction(w3, dev_account(0), {"to": address, "data": grant})
+        (request,) = make_requests(1)
+        await view.rpc.call("evm_setAutomine", [False])
+        config = MinterConfig(poll_s=0.02, missing_grace_s=0.3)
+        async with running_minter(node.url, address, config) as minter:
+            task = asyncio.create_task(minter.mint(*request))
+            signer = dev_account(1).address.lower()
+
+            async def ours_in_pool() -> str:
+                while True:
+                    pending = (await view.rpc.call("txpool_content")).get("pending", {})
+                    for sender, by_nonce in pending.items():
+                        if sender.lower() == signer:
+                            return str(next(iter(by_nonce.values()))["hash"])
+                    await asyncio.sleep(0.02)
+
+            ours = await asyncio.wait_for(ours_in_pool(), 10)
+            await view.rpc.call("anvil_dropTransaction", [ours])
+            # Another minter mints the same request while ours is out of the pool.
+            contract = PersonaMint(w3, address)
+            signed = other.sign_transaction(
+                {"to": address, "data": contract.mint_call_data(request[1], request[2], request[0]), "value": 0,
+                 "gas": 500_000, "nonce": 0, "chainId": node.chain_id, "maxFeePerGas": 100 * GWEI,
+                 "maxPriorityFeePerGas": GWEI}
+            )  # fmt: skip
+            theirs = await view.rpc.call("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+            await view.rpc.call("evm_mine")
+            await view.rpc.call("evm_setAutomine", [True])
+            receipt = await asyncio.wait_for(task, 20)
+            assert minter.stats.replacements >= 1
+            assert minter.stats.skipped == 0
+        await w3.provider.disconnect()
+        assert receipt.already_minted
+        assert receipt.tx_hash == theirs
+        assert await view.total_minted() == 1
+        assert await view.logs(MINT_SKIPPED_TOPIC) == [], "the retry did not send the minted request again"
+        await view.close()

@@ -20,15 +20,17 @@ from tests.integration.test_minter import (
 from tests.rpc_proxy import Faults, RpcProxy
 
 
-async def _our_pool_txs(rpc: JsonRpc) -> list[str]:
-    content = await rpc.call("txpool_content")
+async def _drop_one_of_ours(rpc: JsonRpc) -> str:
+    """anvil_dropTransaction on one of the signer's pending (not queued-behind-a-gap) transactions."""
     signer = dev_account(1).address.lower()
-    hashes = []
-    for section in ("pending", "queued"):
-        for sender, by_nonce in content.get(section, {}).items():
+    while True:
+        content = await rpc.call("txpool_content")
+        for sender, by_nonce in content.get("pending", {}).items():
             if sender.lower() == signer:
-                hashes += [tx["hash"] for tx in by_nonce.values()]
-    return hashes
+                for tx in by_nonce.values():
+                    if await rpc.call("anvil_dropTransaction", [tx["hash"]]) is not None:
+                        return str(tx["hash"])
+        await asyncio.sleep(0.02)
 
 
 async def test_every_mint_completes_through_injected_faults() -> None:
@@ -42,6 +44,9 @@ async def test_every_mint_completes_through_injected_faults() -> None:
             lost_reply_rate=0.05,
             delay_rate=0.02,
             delay_s=0.2,
+            # On top of the rates, one of each for certain: a short run might roll none.
+            drop_sends_next=1,
+            lose_replies_next=1,
             seed=7,
         )
         config = MinterConfig(
@@ -75,15 +80,8 @@ async def test_every_mint_completes_through_injected_faults() -> None:
             await view.rpc.call("evm_setAutomine", [False])
             batch = requests[150:200]
             tasks = [asyncio.create_task(minter.mint(*r)) for r in batch]
-            pool: list[str] = []
-
-            async def first_pending() -> None:
-                while not pool:
-                    pool.extend(await _our_pool_txs(view.rpc))
-                    await asyncio.sleep(0.02)
-
-            await asyncio.wait_for(first_pending(), 20)
-            assert await view.rpc.call("anvil_dropTransaction", [pool[0]]) is not None
+            dropped = await asyncio.wait_for(_drop_one_of_ours(view.rpc), 20)
+            assert await view.rpc.call("eth_getTransactionByHash", [dropped]) is None
             await view.rpc.call("evm_setAutomine", [True])
             receipts += await asyncio.wait_for(asyncio.gather(*tasks), 90)
 

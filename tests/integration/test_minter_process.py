@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 
 from api.jobs import JobStore
 from api.local import RedisServer, ServiceProcesses, service_env
+from api.minter import minter_health
 from api.queue import MINT_QUEUE, enqueue_mint, make_queue
 from api.settings import Settings
 from chain.anvil import AnvilProcess, dev_account, free_port
@@ -231,3 +233,63 @@ def test_a_standby_minter_takes_over_within_seconds_without_double_sending(harne
     token_ids, skipped = harness.chain_checks()
     assert sorted(token_ids) == list(range(1, 61))
     assert skipped == 0
+    # The live minter reports its health (signer balance, counters) for the API's health detail.
+    harness.wait_for(lambda: bool(asyncio.run(_health(harness.redis_url))), 10, "a health report")
+    (report,) = asyncio.run(_health(harness.redis_url))
+    assert report["signer"] == dev_account(1).address
+    assert report["low_balance"] is False
+    assert report["balance_wei"] > 0
+    assert report["counters"]["minted"] + report["counters"]["already_minted"] > 0
+
+
+async def _health(redis_url: str) -> list[dict[str, object]]:
+    redis = Redis.from_url(redis_url)
+    try:
+        return await minter_health(redis)
+    finally:
+        await redis.aclose()
+
+
+def test_a_fee_spike_shows_why_jobs_wait_then_they_confirm_or_end_fee_ceiling(harness: MinterHarness) -> None:
+    def spike() -> None:
+        async def call() -> None:
+            rpc = JsonRpc(harness.chain.url)
+            try:
+                await rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(400 * 10**9)])
+            finally:
+                await rpc.close()
+
+        asyncio.run(call())
+
+    def details() -> list[str]:
+        return [(harness.redis.hget(f"pm:job:{job_id}", "detail") or b"").decode() for job_id in harness.job_ids]
+
+    def hold_spike_until(condition: Callable[[], bool], what: str) -> None:
+        # Interval mining lowers the base fee 12.5% a block: keep it up until the condition holds.
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}; logs: {harness.log_tail()}"
+            spike()
+            time.sleep(0.1)
+
+    harness.processes.env["PERSONAMINT_FEE_CEILING_GWEI"] = "50"
+    harness.processes.env["PERSONAMINT_FEE_MAX_WAIT_S"] = "1"
+    spike()
+    harness.processes.spawn("minter-short", "minter")
+    harness.add_jobs(make_requests(3))
+    hold_spike_until(lambda: set(harness.statuses()) == {"failed"}, "the short-wait jobs to fail")
+    for job_id in harness.job_ids:
+        assert json.loads(harness.redis.hget(f"pm:job:{job_id}", "error"))["code"] == "fee_ceiling"
+    harness.processes.kill("minter-short", signal.SIGTERM)  # a clean stop hands the lease over at once
+
+    harness.processes.env["PERSONAMINT_FEE_MAX_WAIT_S"] = "120"
+    failed = list(harness.job_ids)
+    harness.job_ids.clear()
+    harness.processes.spawn("minter", "minter")
+    harness.add_jobs(make_requests(10))
+    hold_spike_until(lambda: all("ceiling" in detail for detail in details()), "a 'why' on every waiting job")
+    assert set(harness.statuses()) == {"minting"}
+    # Left alone, the base fee falls under the ceiling within a few blocks and the jobs go out.
+    harness.wait_for(lambda: set(harness.statuses()) == {"confirmed"}, 60, "the waiting jobs to confirm")
+    assert all(harness.redis.hget(f"pm:job:{job_id}", "stage:mint") for job_id in harness.job_ids)
+    assert all(harness.redis.hget(f"pm:job:{job_id}", "status") == b"failed" for job_id in failed)
