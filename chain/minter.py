@@ -550,8 +550,6 @@ class Minter:
     async def _next_batch(self) -> list[_Request]:
         while self._running:
             now = time.monotonic()
-            if self._fee_block is not None and not self._pending:
-                self._fee_block = None  # nobody is waiting for fees any more
             if self._fee_wait_until > now:
                 self._expire_fee_waits(now)
                 await asyncio.sleep(min(self._fee_wait_until - now, self.config.poll_s * 4))
@@ -577,10 +575,16 @@ class Minter:
         block = self._fee_block
         if block is None:
             return
+        expired = 0
         for request in list(self._pending.values()):
             if request.waiting_since is not None and now - request.waiting_since > self.config.max_fee_wait_s:
                 waited = now - request.waiting_since
                 self._fail(request, FeeCeilingExceeded(block.needed_wei, block.ceiling_wei, waited_s=waited))
+                expired += 1
+        if expired and not self._pending:
+            # Everyone who waited has given up. (A batch in a sender's hands is not "nobody": that sender
+            # re-blocks or clears this itself after its quote, so an empty queue alone never clears it.)
+            self._fee_block = None
 
     def _hold_for_fees(self, batch: list[_Request], exc: FeeCeilingExceeded) -> None:
         now = time.monotonic()
