@@ -17,14 +17,13 @@ from saq.job import Status
 from saq.queue.redis import RedisQueue
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from api.chain_check import service_signer
+from api.chain_check import BalanceWatch, refuse_wrong_chains, service_signer, webhook_alert
 from api.errors import job_error
 from api.jobs import TERMINAL, JobStore, job_key
 from api.lease import FencedLease, LeaseLost
 from api.queue import MINT_QUEUE, PIPELINE_QUEUE, heartbeat, make_queue
 from api.services import Core
 from api.settings import Settings
-from api.worker import refuse_wrong_chains
 from chain.contract import PersonaMint
 from chain.errors import ChainError, ContractRevert, InsufficientFunds
 from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
@@ -306,6 +305,16 @@ async def run_minter(settings: Settings) -> None:
             await asyncio.sleep(2.0)
 
     background = [asyncio.create_task(keep_lease()), asyncio.create_task(report_health())]
+    if settings.alert_webhook_url and settings.alert_webhook_secret:
+        # The minter logs and counts a low balance itself; this adds the signed webhook for on-call.
+        watch = BalanceWatch(
+            w3,
+            account.address,
+            chain_id=chain_id,
+            threshold_wei=int(settings.signer_low_balance_eth * 10**18),
+            on_low=webhook_alert(settings.alert_webhook_url, secret=settings.alert_webhook_secret.get_secret_value()),
+        )
+        background.append(asyncio.create_task(watch.run(settings.balance_check_s, stop)))
     task = asyncio.create_task(worker.start())
     # SAQ installs its own SIGTERM/SIGINT handlers when it starts, so a signal ends the worker
     # task rather than setting `stop`: wait for either.
