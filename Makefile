@@ -21,8 +21,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[gpu,dev,local-llm]'
 	@touch $@
 
+# `npm install`, not `npm ci`: the lockfile records only the anvil platform packages the registry
+# served when it was made, and `npm ci` refuses a lockfile without every optional platform package.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 demo: install
