@@ -47,7 +47,8 @@ contracts: install
 	$(BIN)/python -m chain.contracts.build
 
 constraints: $(VENV)/.installed
-	$(BIN)/pip freeze --exclude-editable | grep -v '^persona-mint' | sed 's/+cpu$$//' > constraints.txt
+	@echo '# Versions the tests were run with (pip install -c constraints.txt). Regenerate with `make constraints`.' > constraints.txt
+	$(BIN)/pip freeze --exclude-editable | grep -v '^persona-mint' | sed 's/+cpu$$//' >> constraints.txt
 
 clean:
 	rm -rf $(VENV) node_modules var demo-out
