@@ -223,8 +223,11 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> None:
     gateway = args.gateway or settings.public_url or f"http://{settings.host}:{settings.port}"
     report = asyncio.run(
         verify_token(
-            rpc_url=settings.rpc_url, contract_address=settings.contract_address, token_id=args.token_id,
-            gateway_url=gateway, collections=load_collections(settings.collections_dir),
+            rpc_url=settings.rpc_url,
+            contract_address=settings.contract_address,
+            token_id=args.token_id,
+            gateway_url=gateway,
+            collections=load_collections(settings.collections_dir),
         )
     )
     print(json.dumps(report.to_dict(), indent=2))

@@ -26,8 +26,13 @@ class VerifyReport:
     notes: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"token_id": self.token_id, "token_uri": self.token_uri, "ok": self.ok, "checks": self.checks,
-                "notes": self.notes}
+        return {
+            "token_id": self.token_id,
+            "token_uri": self.token_uri,
+            "ok": self.ok,
+            "checks": self.checks,
+            "notes": self.notes,
+        }
 
 
 async def _fetch(client: httpx.AsyncClient, cid: str) -> bytes:
@@ -72,8 +77,12 @@ async def verify_token(
                 f"this build has {RENDERER} {RENDERER_VERSION}"
             )
         result = await asyncio.to_thread(
-            render_procedural, params, dna.palettes[params.palette], int(provenance["seed"]),
-            int(provenance["width"]), int(provenance["height"]),
+            render_procedural,
+            params,
+            dna.palettes[params.palette],
+            int(provenance["seed"]),
+            int(provenance["width"]),
+            int(provenance["height"]),
         )
         # Pixels, not PNG bytes: zlib builds may encode the same pixels differently.
         checks["rerender_pixels"] = result.pixel_sha256 == provenance["pixel_sha256"]

@@ -103,7 +103,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             chain_id=chain_id,
             data_dir=root / "data",
             extra={
-                "PERSONAMINT_SWEEP_S": "1", "PERSONAMINT_HISTORY_HEAD_TTL_S": "0",
+                "PERSONAMINT_SWEEP_S": "1",
+                "PERSONAMINT_HISTORY_HEAD_TTL_S": "0",
                 "PERSONAMINT_JOB_HEARTBEAT_S": "5",
                 # Jobs a queue lost (a sweeper killed mid-sweep) come back within seconds.
                 "PERSONAMINT_RECONCILE_S": "1",

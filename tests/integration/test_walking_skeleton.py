@@ -122,13 +122,20 @@ def test_verify_rerenders_a_minted_token(stack: Stack) -> None:
         done = wait_for(client, client.post("/v1/mints", json={"recipient": Account.create().address}).json()["id"])
     report = asyncio.run(
         verify_token(
-            rpc_url=stack.anvil.url, contract_address=stack.contract_address, token_id=done["token_id"],
-            gateway_url=stack.base_url, collections=load_collections(PROJECT_ROOT / "collections"),
+            rpc_url=stack.anvil.url,
+            contract_address=stack.contract_address,
+            token_id=done["token_id"],
+            gateway_url=stack.base_url,
+            collections=load_collections(PROJECT_ROOT / "collections"),
         )
     )
     assert report.ok, report
     assert report.checks == {
-        "metadata_cid": True, "image_cid": True, "image_sha256": True, "params_sha256": True, "rerender_pixels": True,
+        "metadata_cid": True,
+        "image_cid": True,
+        "image_sha256": True,
+        "params_sha256": True,
+        "rerender_pixels": True,
     }
     # A tampered collection (another palette under the same name) no longer reproduces the pixels.
     collections = load_collections(PROJECT_ROOT / "collections")
@@ -142,8 +149,11 @@ def test_verify_rerenders_a_minted_token(stack: Stack) -> None:
     collections["default"] = dataclasses.replace(dna, palettes=tampered)
     bad = asyncio.run(
         verify_token(
-            rpc_url=stack.anvil.url, contract_address=stack.contract_address, token_id=done["token_id"],
-            gateway_url=stack.base_url, collections=collections,
+            rpc_url=stack.anvil.url,
+            contract_address=stack.contract_address,
+            token_id=done["token_id"],
+            gateway_url=stack.base_url,
+            collections=collections,
         )
     )
     assert not bad.ok
