@@ -19,12 +19,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent
 
-from api.auth import Authenticator, Caller, caller_of, requires
+from api.auth import Authenticator, Caller, caller_of, prefetched_of, requires
 from api.errors import EXCEPTION_HANDLERS, ApiError
 from api.events import job_events, parse_last_event_id
 from api.idempotency import IdempotencyStore
 from api.jobs import TERMINAL, Job, Reconciler
-from api.metrics import SKIP_OPT, Metrics, RequestMiddleware, content_type
+from api.metrics import Metrics, RequestContext, content_type
 from api.previews import PreviewDeps, PreviewService
 from api.queue import enqueue_mint, enqueue_pipeline
 from api.ratelimit import Limit, RateLimiter
@@ -77,6 +77,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 _JOB_ID_MAX = 64
+BENCH_PATH = "/_bench/bare"
 _DELIVERY_ID_MAX = 80
 
 
@@ -136,11 +137,17 @@ def _status_view(job: Job, public_url: str) -> MintStatus:
 
 
 def _valid_id(value: str, limit: int, extra: str = "") -> bool:
-    return 0 < len(value) <= limit and all(c.isascii() and (c.isalnum() or c in extra) for c in value)
+    if not 0 < len(value) <= limit or not value.isascii():
+        return False
+    return value.isalnum() or all(c.isalnum() or c in extra for c in value)
 
 
-async def _owned_job(core: Core, caller: Caller, job_id: str) -> Job:
-    job = await core.jobs.get(job_id) if _valid_id(job_id, _JOB_ID_MAX) else None
+async def _owned_job(core: Core, caller: Caller, job_id: str, prefetched: dict[bytes, bytes] | None = None) -> Job:
+    job = None
+    if prefetched is not None:
+        job = Job.from_hash(job_id, prefetched) if b"status" in prefetched else None
+    elif _valid_id(job_id, _JOB_ID_MAX):
+        job = await core.jobs.get(job_id)
     if job is None or job.tenant != caller.tenant:
         raise ApiError(404, "job_not_found", "no such mint for this caller")
     return job
@@ -220,13 +227,14 @@ async def accept_mint(
     "/v1/mints",
     status_code=202,
     summary="Accept a personalized mint",
-    guards=[requires("mint")],
+    before_request=requires("mint"),
     responses=_problems(400, 401, 403, 404, 409, 413, 429, 503),
     security=[{"bearer": []}],
 )
 async def create_mint(
-    request: Request[Any, Any, Any], state: State, data: MintRequest, idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], data: MintRequest, idempotency_key: IdempotencyKey = None
 ) -> Response[MintAccepted]:
+    state = request.app.state
     key = parse_idempotency_key(idempotency_key)
     body, replayed = await accept_mint(
         state,
@@ -245,28 +253,29 @@ async def create_mint(
 @get(
     "/v1/mints/{job_id:str}",
     summary="A mint's status",
-    guards=[requires("read")],
+    before_request=requires("read", prefetch_job=True),
     responses=_problems(401, 403, 404, 429),
     security=[{"bearer": []}],
 )
-async def get_mint(request: Request[Any, Any, Any], state: State, job_id: str) -> MintStatus:
-    job = await _owned_job(_core(state), caller_of(request), job_id)
+async def get_mint(request: Request[Any, Any, Any], job_id: str) -> MintStatus:
+    state = request.app.state
+    job = await _owned_job(_core(state), caller_of(request), job_id, prefetched_of(request))
     return _status_view(job, state.public_url)
 
 
 @get(
     "/v1/mints/{job_id:str}/events",
     summary="Live progress (server-sent events); reconnect with Last-Event-ID to resume",
-    guards=[requires("read")],
+    before_request=requires("read"),
     responses=_problems(400, 401, 403, 404, 429),
     security=[{"bearer": []}],
 )
 async def mint_events(
     request: Request[Any, Any, Any],
-    state: State,
     job_id: str,
     last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID", required=False)] = None,
 ) -> ServerSentEvent:
+    state = request.app.state
     after = parse_last_event_id(last_event_id)
     await _owned_job(_core(state), caller_of(request), job_id)
     metrics = _metrics(state)
@@ -290,13 +299,14 @@ async def mint_events(
     "/v1/previews",
     status_code=200,
     summary="Render the image the recipient's next mint will get, without minting",
-    guards=[requires("preview")],
+    before_request=requires("preview"),
     responses=_problems(400, 401, 403, 404, 409, 413, 429, 503),
     security=[{"bearer": []}],
 )
 async def create_preview(
-    request: Request[Any, Any, Any], state: State, data: PreviewRequest, idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], data: PreviewRequest, idempotency_key: IdempotencyKey = None
 ) -> Response[Any]:
+    state = request.app.state
     caller = caller_of(request)
     key = parse_idempotency_key(idempotency_key)
     recipient = parse_recipient(data.recipient)
@@ -323,7 +333,8 @@ async def create_preview(
     responses=_problems(404),
     media_type="image/png",
 )
-async def preview_image(state: State, preview_id: str) -> Response[bytes]:
+async def preview_image(request: Request[Any, Any, Any], preview_id: str) -> Response[bytes]:
+    state = request.app.state
     previews: PreviewService = state.previews
     png = await previews.image(preview_id) if _valid_id(preview_id, 64, "-_") else None
     if png is None:
@@ -334,16 +345,16 @@ async def preview_image(state: State, preview_id: str) -> Response[bytes]:
 @get(
     "/v1/profiles/{address:str}",
     summary="A wallet's profile and the style it gets in a collection",
-    guards=[requires("read")],
+    before_request=requires("read"),
     responses=_problems(400, 401, 403, 404, 429, 503),
     security=[{"bearer": []}],
 )
 async def get_profile(
     request: Request[Any, Any, Any],
-    state: State,
     address: str,
     collection: Annotated[str, Parameter(query="collection", max_length=64)] = "default",
 ) -> ProfileView:
+    state = request.app.state
     wallet = parse_recipient(address)
     core = _core(state)
     if collection not in core.collections:
@@ -366,7 +377,8 @@ async def get_profile(
 
 
 @get("/v1/auth/nonce", summary="A single-use nonce for a Sign-In with Ethereum message")
-async def siwe_nonce(state: State) -> Nonce:
+async def siwe_nonce(request: Request[Any, Any, Any]) -> Nonce:
+    state = request.app.state
     siwe: SiweService = state.siwe
     nonce, expires_at = await siwe.new_nonce()
     return Nonce(
@@ -388,7 +400,10 @@ async def siwe_nonce(state: State) -> Nonce:
     ),
     responses=_problems(400, 401, 413, 429),
 )
-async def siwe_sign_in(state: State, data: SiweRequest, idempotency_key: IdempotencyKey = None) -> SessionView:
+async def siwe_sign_in(
+    request: Request[Any, Any, Any], data: SiweRequest, idempotency_key: IdempotencyKey = None
+) -> SessionView:
+    state = request.app.state
     parse_idempotency_key(idempotency_key)
     siwe: SiweService = state.siwe
     session = await siwe.sign_in(data.message, data.signature)
@@ -415,7 +430,8 @@ async def siwe_sign_in(state: State, data: SiweRequest, idempotency_key: Idempot
     ),
     responses=_problems(400, 401, 404, 409, 413, 429, 503),
 )
-async def inbound_webhook(request: Request[Any, Any, Any], state: State, source: str) -> Response[WebhookAccepted]:
+async def inbound_webhook(request: Request[Any, Any, Any], source: str) -> Response[WebhookAccepted]:
+    state = request.app.state
     settings: Settings = _core(state).settings
     config = settings.webhook_sources.get(source)
     metrics = _metrics(state)
@@ -491,16 +507,16 @@ def _delivery_view(record: dict[str, Any]) -> Delivery:
 @get(
     "/v1/webhook-deliveries",
     summary="Outbound status webhooks for this tenant (state=dead lists the dead letters)",
-    guards=[requires("read")],
+    before_request=requires("read"),
     responses=_problems(400, 401, 403, 429),
     security=[{"bearer": []}],
 )
 async def list_deliveries(
     request: Request[Any, Any, Any],
-    state: State,
     delivery_state: Annotated[str | None, Parameter(query="state", required=False)] = None,
     limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 50,
 ) -> DeliveryList:
+    state = request.app.state
     if delivery_state is not None and delivery_state not in ("pending", "delivered", "dead"):
         raise ApiError(400, "invalid_request", "state must be pending, delivered or dead")
     store: DeliveryStore = state.deliveries
@@ -519,11 +535,12 @@ async def _owned_delivery(state: State, caller: Caller, delivery_id: str) -> dic
 @get(
     "/v1/webhook-deliveries/{delivery_id:str}",
     summary="One outbound webhook delivery with every attempt",
-    guards=[requires("read")],
+    before_request=requires("read"),
     responses=_problems(401, 403, 404, 429),
     security=[{"bearer": []}],
 )
-async def get_delivery(request: Request[Any, Any, Any], state: State, delivery_id: str) -> Delivery:
+async def get_delivery(request: Request[Any, Any, Any], delivery_id: str) -> Delivery:
+    state = request.app.state
     return _delivery_view(await _owned_delivery(state, caller_of(request), delivery_id))
 
 
@@ -531,13 +548,14 @@ async def get_delivery(request: Request[Any, Any, Any], state: State, delivery_i
     "/v1/webhook-deliveries/{delivery_id:str}/retry",
     status_code=202,
     summary="Send a dead-lettered delivery again",
-    guards=[requires("mint")],
+    before_request=requires("mint"),
     responses=_problems(401, 403, 404, 409, 429),
     security=[{"bearer": []}],
 )
 async def retry_delivery(
-    request: Request[Any, Any, Any], state: State, delivery_id: str, idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], delivery_id: str, idempotency_key: IdempotencyKey = None
 ) -> Response[Any]:
+    state = request.app.state
     caller = caller_of(request)
     key = parse_idempotency_key(idempotency_key)
     store: DeliveryStore = state.deliveries
@@ -559,7 +577,8 @@ async def retry_delivery(
 
 
 @get("/ipfs/{cid:str}", summary="IPFS gateway for pinned content", responses=_problems(400, 404))
-async def ipfs_gateway(state: State, cid: str) -> Response[bytes]:
+async def ipfs_gateway(request: Request[Any, Any, Any], cid: str) -> Response[bytes]:
+    state = request.app.state
     if not is_cid(cid):
         raise ApiError(400, "invalid_cid", "not a CID")
     found = await _core(state).store.get(cid)
@@ -588,7 +607,8 @@ async def _check(name: str, probe: Any) -> tuple[str, dict[str, Any]]:
 
 
 @get("/ready", summary="Readiness: Redis, chain, signer balance, queue depth", responses=_problems(503))
-async def ready(state: State) -> Response[Any]:
+async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
+    state = request.app.state
     core = _core(state)
     settings = core.settings
     rpc: JsonRpcClient = state.rpc
@@ -640,14 +660,21 @@ async def ready(state: State) -> Response[Any]:
     )
 
 
-@get("/metrics", summary="Prometheus metrics", include_in_schema=False, opt={SKIP_OPT: True})
-async def metrics_endpoint(state: State) -> Response[bytes]:
+@get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    state = request.app.state
     return Response(_metrics(state).render(), media_type=content_type())
 
 
-@get("/_bench/bare", include_in_schema=False, opt={SKIP_OPT: True})
+@get(BENCH_PATH, include_in_schema=False)
 async def bench_bare() -> dict[str, str]:
-    """A route that does nothing: the benchmark's baseline for what the framework alone costs."""
+    """A route that does nothing, outside RequestContext: what the framework alone costs (benchmarks)."""
+    return {"status": "ok"}
+
+
+@get(BENCH_PATH + "-with-context", include_in_schema=False)
+async def bench_bare_with_context() -> dict[str, str]:
+    """The same, through RequestContext (request id, metrics) like every API route (benchmarks)."""
     return {"status": "ok"}
 
 
@@ -763,11 +790,10 @@ def create_app(settings: Settings) -> Litestar:
         metrics_endpoint,
     ]
     if settings.bench_routes:
-        handlers.append(bench_bare)
-    return Litestar(
+        handlers += [bench_bare, bench_bare_with_context]
+    app = Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
-        middleware=[RequestMiddleware(metrics, log_requests=settings.log_requests)],
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # api.logging owns the handlers (JSON, redacted)
         request_max_body_size=settings.max_body_bytes,
@@ -787,3 +813,8 @@ def create_app(settings: Settings) -> Litestar:
         ),
         debug=False,
     )
+    # Wrapped outermost (see RequestContext); the bare benchmark route stays bare.
+    app.asgi_handler = RequestContext(
+        app.asgi_handler, metrics, log_requests=settings.log_requests, bypass=frozenset({BENCH_PATH})
+    )
+    return app

@@ -98,7 +98,8 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
         detail = str(exc.detail)
         code = "invalid_json" if _is_decode_error(detail) else "invalid_request"
         errors = exc.extra if isinstance(exc.extra, list) else None
-        return problem(400, code, detail, request, **({"errors": errors} if errors else {}))
+        extra: dict[str, Any] = {"errors": errors} if errors else {}
+        return problem(400, code, detail, request, **extra)
     code = _STATUS_CODES.get(status, "client_error")
     if status == 400 and _is_decode_error(str(exc.detail)):
         code = "invalid_json"

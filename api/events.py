@@ -55,20 +55,21 @@ async def job_events(
     """Replay what came after `after`, then follow live until the end state."""
     stream = events_key(job_id)
     last = after
-    backlog = _decode(await redis.xrange(stream, min=f"({last}" if last != "0-0" else "-"))
+    entries: Any = await redis.xrange(stream, min=f"({last}" if last != "0-0" else "-")
+    backlog = _decode(entries)
     for entry_id, fields in backlog:
         last = entry_id
         yield _message(job_id, entry_id, fields)
         if fields.get("status") in TERMINAL:
             return
     # Resumed after the end state was already sent: nothing more will come.
-    status = await redis.hget(job_key(job_id), "status")
+    status: Any = await redis.hget(job_key(job_id), "status")
     if status is not None and status.decode() in TERMINAL:
-        tail = await redis.xrevrange(stream, count=1)
+        tail: Any = await redis.xrevrange(stream, count=1)
         if not tail or _is_after(last, tail[0][0].decode()):
             return
     while True:
-        found = await redis.xread({stream: last}, count=100, block=keepalive_ms)
+        found: Any = await redis.xread({stream: last}, count=100, block=keepalive_ms)
         if not found:
             yield ServerSentEventMessage(comment="keep-alive")
             continue

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from redis.asyncio import Redis
 
 from api.ratelimit import GCRA_LUA, Limit
@@ -267,7 +267,7 @@ class JobStore:
         return AcceptResult(outcome, found_id)
 
     async def get(self, job_id: str) -> Job | None:
-        raw = await self.redis.hgetall(job_key(job_id))
+        raw: Any = await self.redis.hgetall(job_key(job_id))
         if not raw or b"status" not in raw:
             return None
         return Job.from_hash(job_id, raw)
@@ -303,9 +303,8 @@ class JobStore:
 
     async def open_jobs(self, *, created_before: float, limit: int = 500) -> list[tuple[str, str]]:
         """(job id, status) of jobs still open that were created before the given time, oldest first."""
-        job_ids = [
-            raw.decode() for raw in await self.redis.zrangebyscore(OPEN_JOBS_KEY, "-inf", created_before, 0, limit)
-        ]
+        found_ids: Any = await self.redis.zrangebyscore(OPEN_JOBS_KEY, "-inf", created_before, 0, limit)
+        job_ids = [raw.decode() for raw in found_ids]
         if not job_ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -324,7 +323,9 @@ class JobStore:
         return int(await self.redis.hincrby(job_key(job_id), "attempts", 1))
 
     async def events(self, job_id: str, after: str = "0-0", count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        entries = await self.redis.xrange(events_key(job_id), min=f"({after}" if after != "0-0" else "-", count=count)
+        entries: Any = await self.redis.xrange(
+            events_key(job_id), min=f"({after}" if after != "0-0" else "-", count=count
+        )
         return [(eid.decode(), {k.decode(): v.decode() for k, v in data.items()}) for eid, data in entries]
 
 

@@ -7,13 +7,11 @@ label set stays bounded whatever callers send.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -22,7 +20,6 @@ from api.logging import request_id_var
 log = logging.getLogger("personamint.http")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
-SKIP_OPT = "skip_request_middleware"
 SLOW_REQUEST_S = 1.0
 
 
@@ -56,19 +53,38 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class RequestMiddleware(ASGIMiddleware):
-    """Request id in and out (`X-Request-Id`), rate-limit headers, metrics, and a log line for errors."""
+class RequestContext:
+    """Outermost ASGI layer: request id in and out (`X-Request-Id`), rate-limit headers, metrics, error log.
 
-    scopes = (ScopeType.HTTP,)
-    exclude_opt_key = SKIP_OPT
+    It wraps the whole app rather than each route (Litestar middleware): unrouted 404/405s are
+    counted too, and routes do not each get an extra exception-handling layer.
+    """
 
-    def __init__(self, metrics: Metrics, *, log_requests: bool) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, log_requests: bool, bypass: frozenset[str]) -> None:
+        self.app = app
         self.metrics = metrics
         self.log_requests = log_requests
+        self.bypass = bypass
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+    def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.latency.labels(method, route),
+            )
+            if len(self._series) < 10_000:  # routes are templates, so this stays small
+                self._series[(method, route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.bypass:  # type: ignore[comparison-overlap]
+            await self.app(scope, receive, send)
+            return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -86,13 +102,12 @@ class RequestMiddleware(ASGIMiddleware):
             await send(message)
 
         try:
-            await next_app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_wrapper)
         finally:
             seconds = time.perf_counter() - started
             route = scope.get("path_template") or "<unmatched>"
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(seconds)
+            method = str(scope.get("method", ""))
+            self._observe(method, route, status, seconds)
             if status >= 500 or self.log_requests or (seconds > SLOW_REQUEST_S and "events" not in route):
                 log.log(
                     logging.WARNING if status >= 500 else logging.INFO,
@@ -120,7 +135,3 @@ def content_type() -> str:
     from prometheus_client import CONTENT_TYPE_LATEST
 
     return str(CONTENT_TYPE_LATEST)
-
-
-def noop(*_: Any) -> None:
-    return None

@@ -154,5 +154,5 @@ class PreviewService:
         return {**await self._once(cache_key, compute), "cached": False}
 
     async def image(self, preview_id: str) -> bytes | None:
-        found: bytes | None = await self.deps.redis.get(f"pm:cache:preview-image:{preview_id}")
-        return found
+        found: Any = await self.deps.redis.get(f"pm:cache:preview-image:{preview_id}")
+        return bytes(found) if found is not None else None

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import is_checksum_address
+from eth_utils.address import is_checksum_address
 from redis.asyncio import Redis
 
 from api.errors import ApiError

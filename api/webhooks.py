@@ -172,7 +172,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Exponential backoff with equal jitter; a receiver's Retry-After is honoured when longer."""
         ceiling = min(self.max_s, self.base_s * (2 ** max(0, attempt - 1)))
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        delay: float = ceiling / 2 + random.uniform(0, ceiling / 2)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_s))
         return delay
@@ -203,7 +203,7 @@ def status_payload(job: Job, event_id: str, event_type: str, created_at: float) 
     return {"id": event_id, "type": event_type, "created_at": created_at, "data": {"mint": mint}}
 
 
-def _decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
+def _decoded(raw: Any) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
@@ -223,7 +223,7 @@ class DeliveryStore:
         return record
 
     async def list(self, tenant: str, state: str | None, limit: int) -> list[dict[str, Any]]:
-        ids = await self.redis.zrevrange(f"pm:whout:tenant:{tenant}", 0, 999)
+        ids: Any = await self.redis.zrevrange(f"pm:whout:tenant:{tenant}", 0, 999)
         found: list[dict[str, Any]] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for delivery_id in ids:
@@ -364,7 +364,7 @@ class WebhookDeliverer:
         if outcome == "retry" and attempts >= self.policy.max_attempts:
             state = "dead"
             error = f"{error}; gave up after {attempts} tries"
-        fields: dict[str, str] = {"attempts": str(attempts), "last_attempt_at": repr(now)}
+        fields: dict[Any, Any] = {"attempts": str(attempts), "last_attempt_at": repr(now)}
         if status is not None:
             fields["last_status"] = str(status)
         if error is not None:
