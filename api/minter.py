@@ -21,6 +21,7 @@ from api.chain_check import BalanceWatch, refuse_wrong_chains, service_signer, w
 from api.errors import job_error
 from api.jobs import TERMINAL, JobStore, job_key
 from api.lease import FencedLease, LeaseLost
+from api.logging import job_context
 from api.queue import MINT_QUEUE, PIPELINE_QUEUE, heartbeat, make_queue
 from api.services import Core
 from api.settings import Settings
@@ -133,6 +134,12 @@ async def retry_orphans(queue: RedisQueue) -> int:
 
 
 async def mint_job(ctx: dict[str, Any], *, job_id: str) -> str:
+    """SAQ entry point (its name is the queue's function name); every log line carries the job id."""
+    with job_context(job_id):
+        return await _mint_job(ctx, job_id)
+
+
+async def _mint_job(ctx: dict[str, Any], job_id: str) -> str:
     core: Core = ctx["core"]
     minter: Minter = ctx["minter"]
     saq_job = ctx.get("job")

@@ -18,8 +18,21 @@ PIPELINE_QUEUE = "pm-pipeline"
 MINT_QUEUE = "pm-mint"
 
 
-def make_queue(redis: Redis, name: str) -> Queue:
-    return RedisQueue(redis, name=name)
+class SweepingQueue(RedisQueue):
+    """SAQ's sweep holds a fixed 60 s lock and waits 5 s per dead job; honour our sweep interval instead."""
+
+    sweep_lock_s = 60
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        del lock, abort
+        return await super().sweep(lock=self.sweep_lock_s, abort=1.0)
+
+
+def make_queue(redis: Redis, name: str, *, sweep_s: float | None = None) -> Queue:
+    queue = SweepingQueue(redis, name=name)
+    if sweep_s is not None:
+        queue.sweep_lock_s = max(1, int(sweep_s))
+    return queue
 
 
 def job_options(settings: Settings) -> dict[str, Any]:
@@ -49,9 +62,15 @@ async def heartbeat(job: SaqJob | None, every_s: float) -> AsyncIterator[None]:
         yield
         return
 
+    stop = asyncio.Event()
+
     async def beat() -> None:
         while True:
-            await asyncio.sleep(every_s)
+            # Stop by event, not task.cancel(): a cancel landing inside a redis call can be
+            # swallowed there, and a beat that never stops keeps a finished job "active" forever.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+                return
             with contextlib.suppress(Exception):
                 await job.update()
 
@@ -59,6 +78,5 @@ async def heartbeat(job: SaqJob | None, every_s: float) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stop.set()
+        await task

@@ -48,8 +48,8 @@ class Core:
             settings=settings,
             redis=redis,
             jobs=JobStore(redis),
-            pipeline_queue=make_queue(redis, PIPELINE_QUEUE),
-            mint_queue=make_queue(redis, MINT_QUEUE),
+            pipeline_queue=make_queue(redis, PIPELINE_QUEUE, sweep_s=settings.sweep_s),
+            mint_queue=make_queue(redis, MINT_QUEUE, sweep_s=settings.sweep_s),
             collections=load_collections(settings.collections_dir),
             store=LocalStore(settings.ipfs_dir),
         )

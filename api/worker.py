@@ -10,6 +10,7 @@ from saq import Worker
 from api.chain_check import refuse_wrong_chains
 from api.errors import job_error
 from api.jobs import TERMINAL
+from api.logging import job_context
 from api.pipeline import Pipeline, PipelineDeps, Renderer, procedural_renderer
 from api.queue import enqueue_mint, heartbeat
 from api.services import Core, load_registry
@@ -34,6 +35,12 @@ PERMANENT = (RenderError, StyleDNAError, CIDMismatch, PinningRejected)
 
 
 async def pipeline_job(ctx: dict[str, Any], *, job_id: str) -> str:
+    """SAQ entry point (its name is the queue's function name); every log line carries the job id."""
+    with job_context(job_id):
+        return await _pipeline_job(ctx, job_id)
+
+
+async def _pipeline_job(ctx: dict[str, Any], job_id: str) -> str:
     core: Core = ctx["core"]
     pipeline: Pipeline = ctx["pipeline"]
     saq_job = ctx.get("job")
