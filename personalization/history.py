@@ -484,7 +484,27 @@ class HistorySource(Protocol):
         ...
 
 
-class RpcHistorySource:
+class JsonRpcSourceBase:
+    """What every JSON-RPC-backed history source shares: chain id (asked once), head, cache tag."""
+
+    name: str
+    rpc: JsonRpcClient
+    max_depth: int
+    _chain_id: int | None
+
+    async def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(await self.rpc.call("eth_chainId"), 16)
+        return self._chain_id
+
+    async def head(self) -> int:
+        return int(await self.rpc.call("eth_blockNumber"), 16)
+
+    def cache_tag(self) -> str:
+        return f"{self.name}:d{self.max_depth}"
+
+
+class RpcHistorySource(JsonRpcSourceBase):
     """Histories over any EVM JSON-RPC endpoint (eth_getLogs in adaptive windows)."""
 
     name = "rpc"
@@ -506,17 +526,6 @@ class RpcHistorySource:
         self.deployed_scan_limit = deployed_scan_limit
         self.search_first_activity = search_first_activity
         self._chain_id: int | None = None
-
-    async def chain_id(self) -> int:
-        if self._chain_id is None:
-            self._chain_id = int(await self.rpc.call("eth_chainId"), 16)
-        return self._chain_id
-
-    async def head(self) -> int:
-        return int(await self.rpc.call("eth_blockNumber"), 16)
-
-    def cache_tag(self) -> str:
-        return f"{self.name}:d{self.max_depth}"
 
     async def fetch(self, address: str, *, block: int) -> WalletHistory:
         return await fetch_history(

@@ -15,6 +15,7 @@ from eth_utils.address import is_address, to_checksum_address
 from personalization.errors import HistoryError
 from personalization.history import (
     Direction,
+    JsonRpcSourceBase,
     Standard,
     Transfer,
     WalletHistory,
@@ -96,7 +97,7 @@ def transfers_from_alchemy(wallet: str, entries: list[dict[str, Any]]) -> list[T
     return transfers
 
 
-class AlchemyHistorySource:
+class AlchemyHistorySource(JsonRpcSourceBase):
     """Histories from an endpoint that speaks `alchemy_getAssetTransfers` (plus plain JSON-RPC)."""
 
     name = "alchemy"
@@ -116,17 +117,6 @@ class AlchemyHistorySource:
         self.deployed_scan_limit = deployed_scan_limit
         self.search_first_activity = search_first_activity
         self._chain_id: int | None = None
-
-    async def chain_id(self) -> int:
-        if self._chain_id is None:
-            self._chain_id = int(await self.rpc.call("eth_chainId"), 16)
-        return self._chain_id
-
-    async def head(self) -> int:
-        return int(await self.rpc.call("eth_blockNumber"), 16)
-
-    def cache_tag(self) -> str:
-        return f"{self.name}:d{self.max_depth}"
 
     async def _pages(self, side: str, wallet: str, from_block: int, block: int) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []

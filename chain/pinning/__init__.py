@@ -31,6 +31,7 @@ __all__ = [
     "error_text",
     "send_with_retries",
     "sniff_content_type",
+    "verified_object",
 ]
 
 PinStatusName = Literal["queued", "pinning", "pinned", "failed"]
@@ -247,3 +248,15 @@ def sniff_content_type(data: bytes) -> str:
     if data[:1] in (b"{", b"["):
         return "application/json"
     return "application/octet-stream"
+
+
+async def verified_object(cid: str, response: httpx.Response) -> PinnedObject:
+    """A gateway's answer for `cid`, trusted only once its bytes hash back to that CID."""
+    from chain.ipfs import cid_for_bytes
+
+    data = response.content
+    actual = await asyncio.to_thread(cid_for_bytes, data)
+    if actual != cid:
+        raise CIDMismatch(cid, actual)
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+    return PinnedObject(cid=cid, data=data, content_type=content_type or "application/octet-stream")

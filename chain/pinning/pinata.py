@@ -19,6 +19,7 @@ from chain.pinning import (
     canonical_cid,
     error_text,
     send_with_retries,
+    verified_object,
 )
 
 __all__ = ["PINATA_API_URL", "PINATA_UPLOADS_URL", "PinataApi", "PinataPinner"]
@@ -102,12 +103,7 @@ class PinataPinner:
             if exc.status_code == 404:
                 return None
             raise
-        data = response.content
-        actual = await asyncio.to_thread(cid_for_bytes, data)
-        if actual != cid:
-            raise CIDMismatch(cid, actual)
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        return PinnedObject(cid=cid, data=data, content_type=content_type or "application/octet-stream")
+        return await verified_object(cid, response)
 
     async def _upload_legacy(self, data: bytes, *, content_type: str, filename: str) -> str:
         form = {

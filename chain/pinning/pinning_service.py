@@ -25,6 +25,7 @@ from chain.pinning import (
     canonical_cid,
     error_text,
     send_with_retries,
+    verified_object,
 )
 
 __all__ = ["PinningServicePinner", "RemotePin", "parse_pin_status"]
@@ -201,12 +202,7 @@ class PinningServicePinner:
             if exc.status_code == 404:
                 return None
             raise
-        data = response.content
-        actual = await asyncio.to_thread(cid_for_bytes, data)
-        if actual != cid:
-            raise CIDMismatch(cid, actual)
-        content_type = response.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
-        return PinnedObject(cid=cid, data=data, content_type=content_type or "application/octet-stream")
+        return await verified_object(cid, response)
 
     async def _pin_and_wait(
         self, cid: str, *, name: str | None, content_type: str | None, progress: list[RemotePin]
