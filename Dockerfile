@@ -12,7 +12,7 @@ RUN apt-get update \
 WORKDIR /app
 # Dependencies first so code edits do not reinstall them.
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error
+RUN npm install --no-audit --no-fund --loglevel=error
 COPY pyproject.toml constraints.txt README.md ./
 COPY api ./api
 COPY personalization ./personalization

@@ -1,7 +1,8 @@
 """Who is calling: API keys (server to server) and SIWE sessions (a wallet), each scoped and rate limited.
 
 One Lua script per request looks the credential up and charges its rate-limit bucket, so
-authentication and the per-key limit cost a single Redis round trip.
+authentication and the per-key limit cost a single Redis round trip, sent over the process's
+auto-pipelined connection (api.redismux).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from litestar.connection import ASGIConnection
 from redis.asyncio import Redis
 
 from api.errors import ApiError
+from api.jobs import job_key
 from api.keys import KEY_PREFIX, SCOPES, SESSION_PREFIX, KeyStore, digest, key_record_key
 from api.ratelimit import GCRA_LUA, Decision, Limit
+from api.redismux import RedisMux
 
 _AUTHENTICATE = (
     GCRA_LUA
@@ -90,6 +93,10 @@ async def create_api_key(
     return record.key_id, api_key
 
 
+# (caller, rate-limit decision, the bucket's burst, the prefetched hash)
+Authentication = tuple[Caller, Decision, int, dict[bytes, bytes] | None]
+
+
 def _unauthorized(code: str, detail: str) -> ApiError:
     return ApiError(401, code, detail, headers={"WWW-Authenticate": 'Bearer realm="personamint"'})
 
@@ -97,15 +104,12 @@ def _unauthorized(code: str, detail: str) -> ApiError:
 class Authenticator:
     """Resolves `Authorization: Bearer …` to a Caller and charges the caller's rate-limit bucket."""
 
-    def __init__(self, redis: Redis, default_limit: Limit) -> None:
+    def __init__(self, redis: RedisMux, default_limit: Limit) -> None:
         self.redis = redis
         self.default_limit = default_limit
-        self._script = redis.register_script(_AUTHENTICATE)
         self._callers: dict[bytes, Caller] = {}
 
-    async def authenticate(
-        self, authorization: str | None, prefetch: str | None = None
-    ) -> tuple[Caller, Decision, int, dict[bytes, bytes] | None]:
+    async def authenticate(self, authorization: str | None, prefetch: str | None = None) -> Authentication:
         """Returns (caller, rate-limit decision, the bucket's burst, the prefetched hash); raises 401 or 429.
 
         `prefetch` names a Redis hash to read in the same round trip once the caller is let in.
@@ -125,7 +129,9 @@ class Authenticator:
         keys = [record_key, f"pm:rl:key:{record_key.rsplit(':', 1)[1]}"]
         if prefetch is not None:
             keys.append(prefetch)
-        result = await self._script(keys=keys, args=[self.default_limit.interval_ms, self.default_limit.burst])
+        result = await self.redis.eval_script(
+            _AUTHENTICATE, keys, [self.default_limit.interval_ms, self.default_limit.burst]
+        )
         if int(result[0]) == 0:
             if token.startswith(SESSION_PREFIX):
                 raise _unauthorized("invalid_session", "The session is not valid or has expired; sign in again.")
@@ -157,13 +163,8 @@ class Authenticator:
         return caller, decision, burst, prefetched
 
 
-async def authenticate(redis: Redis, authorization: str | None) -> Caller:
-    """One-off check without a shared Authenticator (CLI, tests)."""
-    caller, _, _, _ = await Authenticator(redis, Limit.per_minute(1_000_000, 1_000_000)).authenticate(authorization)
-    return caller
-
-
 _JOB_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+REFUSED = "pm_refused"  # scope key: a refusal decided before routing, raised by the route's hook
 
 
 def requires(scope: str, *, prefetch_job: bool = False) -> Any:
@@ -176,25 +177,35 @@ def requires(scope: str, *, prefetch_job: bool = False) -> Any:
     """
 
     async def authorize(request: Request[Any, Any, Any]) -> None:
+        # Refused by the layer in front of the router (api.app.StatusReads): raised here, so the
+        # refusal becomes the same problem document, and the bucket is not charged twice.
+        refused: BaseException | None = request.scope.pop(REFUSED, None)  # type: ignore[misc]
+        if refused is not None:
+            raise refused
         authenticator: Authenticator = request.app.state.authenticator
         prefetch = None
         if prefetch_job:
             job_id = request.path_params.get("job_id", "")
-            prefetch = f"pm:job:{job_id}" if _JOB_ID.match(job_id) else None
-        caller, decision, burst, prefetched = await authenticator.authenticate(
-            request.headers.get("authorization"), prefetch
-        )
-        caller.require(scope)
-        # The scope's state dict directly: `request.state` builds a wrapper on every access.
-        state = request.scope["state"]
-        state["caller"] = caller
-        state["prefetched_job"] = prefetched
-        request.scope.setdefault("pm_headers", {}).update(  # type: ignore[typeddict-item]
-            {"RateLimit-Limit": str(burst), "RateLimit-Remaining": str(decision.remaining)}
-        )
+            prefetch = job_key(job_id) if _JOB_ID.match(job_id) else None
+        done = await authenticator.authenticate(request.headers.get("authorization"), prefetch)
+        admit(request.scope, done, scope)
 
     authorize.__name__ = f"requires_{scope}"
     return authorize
+
+
+def admit(asgi_scope: Any, done: Authentication, scope: str) -> Caller:
+    """Check the scope and leave the caller, the prefetched record and the rate-limit headers in the ASGI scope."""
+    caller, decision, burst, prefetched = done
+    caller.require(scope)
+    # The scope's state dict directly: `request.state` builds a wrapper on every access.
+    state = asgi_scope.setdefault("state", {})
+    state["caller"] = caller
+    state["prefetched_job"] = prefetched
+    asgi_scope.setdefault("pm_headers", {}).update(
+        {"RateLimit-Limit": str(burst), "RateLimit-Remaining": str(decision.remaining)}
+    )
+    return caller
 
 
 def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:

@@ -99,3 +99,4 @@ def configure(level: str | None = None) -> None:
     # SAQ logs every job's kwargs at INFO; job ids are fine, but keep the noise down.
     logging.getLogger("saq").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("web3").setLevel(logging.WARNING)  # a line per provider call at INFO

@@ -83,7 +83,7 @@ class RequestContext:
         if scope["type"] != "http" or scope["path"] in self.bypass:  # type: ignore[comparison-overlap]
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
+        incoming = header_value(scope, b"x-request-id")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
@@ -121,7 +121,7 @@ class RequestContext:
             request_id_var.reset(token)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header_value(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             try:

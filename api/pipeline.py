@@ -50,14 +50,35 @@ async def procedural_renderer(dna: StyleDNA, params: StyleParams, seed: int) -> 
 
 
 @dataclass
+class Personalizer:
+    """A wallet's profile and its style in a collection: a job's first two stages, and a preview's."""
+
+    history: CachedHistory
+    registry: ContractRegistry
+    orchestrator: Orchestrator
+
+    async def profile(self, address: str, context: dict[str, Any]) -> WalletProfile:
+        summary = await self.history.summary(address)
+        return build_profile(summary, self.registry, context)
+
+    async def style(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
+        orchestration = await self.orchestrator.choose(profile, dna)
+        dna.validate(orchestration.params)
+        return orchestration
+
+    async def aclose(self) -> None:
+        close = getattr(self.orchestrator, "aclose", None)
+        if close is not None:
+            await close()
+
+
+@dataclass
 class PipelineDeps:
     """What the pipeline needs, built once per worker process."""
 
     jobs: JobStore
-    history: CachedHistory
-    registry: ContractRegistry
+    personalizer: Personalizer
     collections: dict[str, StyleDNA]
-    orchestrator: Orchestrator
     pinner: Pinner
     store: LocalStore
     renderer: Renderer = procedural_renderer
@@ -86,15 +107,13 @@ class Pipeline:
         dna = self.deps.collections[job.collection]
 
         async def profile_stage() -> dict[str, Any]:
-            summary = await self.deps.history.summary(job.recipient)
-            return build_profile(summary, self.deps.registry, job.context).to_dict()
+            return (await self.deps.personalizer.profile(job.recipient, job.context)).to_dict()
 
         profile_out = await self._stage(job, "profiling", "profile", profile_stage)
         profile = WalletProfile.from_dict(profile_out)
 
         async def style_stage() -> dict[str, Any]:
-            orchestration = await self.deps.orchestrator.choose(profile, dna)
-            dna.validate(orchestration.params)
+            orchestration = await self.deps.personalizer.style(profile, dna)
             return {
                 "params": orchestration.params.to_dict(),
                 "orchestrator": orchestration.orchestrator,

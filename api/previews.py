@@ -2,8 +2,11 @@
 
 A preview renders with edition = the recipient's current counter and seed = derive_seed(…), the
 values the wallet's next accepted mint will get, so the image is the one that mint produces
-(as long as the wallet's on-chain history does not change in between). Results are cached in
-Redis; the PNG is served from an unguessable, expiring capability URL.
+(as long as the wallet's on-chain history does not change in between). Profile and style come
+from the same Personalizer the worker builds (history source, cache, orchestrator: one place,
+api.services); the render itself is a `preview_job` on the pipeline queue, run by a worker with
+the worker's renderer (a GPU one included), so the API process never renders. Results are
+cached in Redis; the PNG is served from an unguessable, expiring capability URL.
 """
 
 from __future__ import annotations
@@ -17,14 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from saq import Queue
+from saq.queue.base import JobError
 
+from api.errors import ApiError
 from api.jobs import derive_seed
-from api.pipeline import render_job
-from personalization.history import fetch_history
-from personalization.orchestrator import Orchestration, Orchestrator
-from personalization.profile import WalletProfile, build_profile
-from personalization.registry import ContractRegistry
-from personalization.rpc import JsonRpcClient
+from api.pipeline import Personalizer
+from personalization.profile import WalletProfile
 from personalization.style import StyleDNA, canonical_json
 
 _HIDDEN_PROFILE_FIELDS = ("address", "chain_id", "context")
@@ -34,15 +36,17 @@ def profile_view(profile: WalletProfile) -> dict[str, Any]:
     return {k: v for k, v in profile.to_dict().items() if k not in _HIDDEN_PROFILE_FIELDS}
 
 
+def preview_image_key(preview_id: str) -> str:
+    return f"pm:cache:preview-image:{preview_id}"
+
+
 @dataclass
 class PreviewDeps:
     redis: Redis
-    rpc: JsonRpcClient
-    registry: ContractRegistry
+    personalizer: Personalizer
     collections: dict[str, StyleDNA]
-    orchestrator: Orchestrator
-    history_max_depth: int
-    history_window: int
+    render_queue: Queue  # the pipeline queue: workers run `preview_job`
+    render_timeout_s: float
     ttl_s: int
     concurrency: int
 
@@ -79,27 +83,16 @@ class PreviewService:
             return WalletProfile.from_dict(json.loads(cached))
 
         async def compute() -> dict[str, Any]:
-            history = await fetch_history(
-                self.deps.rpc,
-                address,
-                max_depth=self.deps.history_max_depth,
-                window=self.deps.history_window,
-            )
-            profile = build_profile(history, self.deps.registry, context).to_dict()
+            profile = (await self.deps.personalizer.profile(address, context)).to_dict()
             await self.deps.redis.set(cache_key, json.dumps(profile, sort_keys=True), ex=self.deps.ttl_s)
             return profile
 
         return WalletProfile.from_dict(await self._once(cache_key, compute))
 
-    async def style(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
-        orchestration = await self.deps.orchestrator.choose(profile, dna)
-        dna.validate(orchestration.params)
-        return orchestration
-
     async def profile_and_style(self, address: str, collection: str) -> dict[str, Any]:
         dna = self.deps.collections[collection]
         profile = await self.profile(address, {})
-        orchestration = await self.style(profile, dna)
+        orchestration = await self.deps.personalizer.style(profile, dna)
         return {
             "address": address,
             "collection": collection,
@@ -123,11 +116,11 @@ class PreviewService:
         async def compute() -> dict[str, Any]:
             dna = self.deps.collections[collection]
             profile = await self.profile(recipient, context)
-            orchestration = await self.style(profile, dna)
+            orchestration = await self.deps.personalizer.style(profile, dna)
             seed = derive_seed(collection, recipient, edition)
-            async with self._renders:
-                result = await asyncio.to_thread(render_job, dna, orchestration.params, seed)
             preview_id = secrets.token_urlsafe(18)
+            async with self._renders:
+                result = await self._render(collection, orchestration.params.to_dict(), seed, preview_id)
             view = {
                 "preview_id": preview_id,
                 "recipient": recipient,
@@ -138,21 +131,45 @@ class PreviewService:
                 "style": orchestration.params.to_dict(),
                 "profile": profile_view(profile),
                 "block_number": profile.block_number,
-                "width": result.width,
-                "height": result.height,
-                "pixel_sha256": result.pixel_sha256,
-                "image_sha256": result.file_sha256,
+                "width": result["width"],
+                "height": result["height"],
+                "pixel_sha256": result["pixel_sha256"],
+                "image_sha256": result["image_sha256"],
                 "image_url": f"/v1/previews/{preview_id}/image",
                 "expires_at": time.time() + self.deps.ttl_s,
             }
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.set(f"pm:cache:preview-image:{preview_id}", result.png, ex=self.deps.ttl_s)
-                pipe.set(cache_key, json.dumps(view, sort_keys=True), ex=self.deps.ttl_s)
-                await pipe.execute()
+            await redis.set(cache_key, json.dumps(view, sort_keys=True), ex=self.deps.ttl_s)
             return view
 
         return {**await self._once(cache_key, compute), "cached": False}
 
+    async def _render(self, collection: str, params: dict[str, Any], seed: int, preview_id: str) -> dict[str, Any]:
+        """A worker renders it (and stores the PNG); no worker within the deadline → a retryable 503."""
+        timeout_s = self.deps.render_timeout_s
+        try:
+            result: dict[str, Any] | None = await self.deps.render_queue.apply(
+                "preview_job",
+                timeout=timeout_s,  # SAQ: how long to wait, and the job's own timeout
+                poll_interval=0.05,
+                collection=collection,
+                params=params,
+                seed=seed,
+                preview_id=preview_id,
+                ttl_s=self.deps.ttl_s,
+                retries=1,  # the caller retries, not the queue
+                ttl=int(timeout_s) + 60,
+            )
+        except (TimeoutError, JobError):
+            result = None
+        if result is None:
+            raise ApiError(
+                503,
+                "preview_unavailable",
+                "No render worker finished the preview in time; retry with the same Idempotency-Key.",
+                headers={"Retry-After": "5"},
+            )
+        return result
+
     async def image(self, preview_id: str) -> bytes | None:
-        found: Any = await self.deps.redis.get(f"pm:cache:preview-image:{preview_id}")
+        found: Any = await self.deps.redis.get(preview_image_key(preview_id))
         return bytes(found) if found is not None else None

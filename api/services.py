@@ -9,10 +9,16 @@ from saq import Queue
 
 from api.collections import load_collections
 from api.jobs import JobStore
+from api.pipeline import Personalizer
 from api.queue import MINT_QUEUE, PIPELINE_QUEUE, make_queue
 from api.settings import Settings
 from chain.pinning.local import LocalStore
+from personalization.cache import CachedHistory, HistoryCache
+from personalization.history import HistorySource, RpcHistorySource
+from personalization.indexer import AlchemyHistorySource
+from personalization.orchestrator import Orchestrator, build_orchestrator
 from personalization.registry import ContractRegistry
+from personalization.rpc import JsonRpcClient
 from personalization.style import StyleDNA
 
 
@@ -25,6 +31,44 @@ def load_registry(settings: Settings) -> ContractRegistry:
     for path in extra:
         registry = registry.merged(ContractRegistry.load(path))
     return registry
+
+
+def build_history(settings: Settings, rpc: JsonRpcClient, redis: Redis) -> CachedHistory:
+    """The configured history source behind the Redis summary cache."""
+    if settings.history_indexer == "alchemy":
+        source: HistorySource = AlchemyHistorySource(rpc, max_depth=settings.history_max_depth)
+    else:
+        source = RpcHistorySource(
+            rpc,
+            max_depth=settings.history_max_depth,
+            window=settings.history_window,
+            concurrency=settings.history_concurrency,
+        )
+    return CachedHistory(
+        source, HistoryCache(redis, ttl_s=settings.history_cache_ttl_s, head_ttl_s=settings.history_head_ttl_s)
+    )
+
+
+def build_orchestrator_from(settings: Settings, redis: Redis) -> Orchestrator:
+    """The LLM orchestrator when PERSONAMINT_LLM_BASE_URL is set (answers kept in Redis), else the rule-based one."""
+    return build_orchestrator(
+        settings.llm_base_url,
+        settings.llm_model,
+        settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+        settings.llm_timeout_s,
+        retries=settings.llm_retries,
+        max_tokens=settings.llm_max_tokens,
+        answers=redis,
+    )
+
+
+def build_personalizer(settings: Settings, rpc: JsonRpcClient, redis: Redis) -> Personalizer:
+    """Profile + style exactly as the worker runs them: the API's previews and profiles use the same one."""
+    return Personalizer(
+        history=build_history(settings, rpc, redis),
+        registry=load_registry(settings),
+        orchestrator=build_orchestrator_from(settings, redis),
+    )
 
 
 @dataclass

@@ -183,7 +183,10 @@ class Settings(BaseSettings):
     webhook_poll_s: float = Field(0.5, gt=0, description="How often the delivery loop looks for due deliveries.")
     webhook_delivery: bool = Field(True, description="Run the outbound delivery loop in this API process.")
     preview_cache_ttl_s: int = Field(300, ge=1, description="How long previews and profiles are cached.")
-    preview_concurrency: int = Field(2, ge=1, le=64, description="Previews rendered at once per API process.")
+    preview_concurrency: int = Field(2, ge=1, le=64, description="Previews rendering at once per API process.")
+    preview_timeout_s: float = Field(
+        60.0, gt=0, description="How long a preview waits for a worker to render it (then 503, retryable)."
+    )
     min_signer_balance_wei: int = Field(10**15, ge=0, description="/ready fails below this signer balance.")
     max_queue_depth: int = Field(10_000, ge=1, description="/ready fails above this many queued jobs.")
     reconcile_s: float = Field(30.0, gt=0, description="How often the API re-enqueues jobs a queue lost.")

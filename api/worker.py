@@ -12,16 +12,13 @@ from api.errors import job_error
 from api.jobs import TERMINAL
 from api.logging import job_context
 from api.pipeline import Pipeline, PipelineDeps, Renderer, procedural_renderer
+from api.previews import preview_image_key
 from api.queue import enqueue_mint, heartbeat
-from api.services import Core, load_registry
+from api.services import Core, build_personalizer
 from api.settings import Settings
 from chain.pinning import CIDMismatch, PinningRejected
 from chain.pinning.redundant import aclose_pinner, build_pinner
-from personalization.cache import CachedHistory, HistoryCache
 from personalization.errors import StyleDNAError
-from personalization.history import HistorySource, RpcHistorySource
-from personalization.indexer import AlchemyHistorySource
-from personalization.orchestrator import build_orchestrator
 from personalization.rpc import JsonRpcClient
 from personalization.style import StyleDNA, StyleParams
 from render.errors import RenderError
@@ -65,6 +62,24 @@ async def _pipeline_job(ctx: dict[str, Any], job_id: str) -> str:
     return "minting"
 
 
+async def preview_job(
+    ctx: dict[str, Any], *, collection: str, params: dict[str, Any], seed: int, preview_id: str, ttl_s: int
+) -> dict[str, Any]:
+    """Render a preview with this worker's renderer (the one mints get); the PNG goes to Redis for the API."""
+    core: Core = ctx["core"]
+    pipeline: Pipeline = ctx["pipeline"]
+    dna = core.collections[collection]
+    result, _ = await pipeline.deps.renderer(dna, StyleParams.from_dict(params), seed)
+    await core.redis.set(preview_image_key(preview_id), result.png, ex=ttl_s)
+    return {
+        "width": result.width,
+        "height": result.height,
+        "pixel_sha256": result.pixel_sha256,
+        "image_sha256": result.file_sha256,
+        "renderer": result.renderer,
+    }
+
+
 async def _fail_if_last_attempt(core: Core, saq_job: Any, job_id: str, exc: BaseException) -> None:
     log.warning("job %s attempt failed: %s", job_id, type(exc).__name__)
     if saq_job is not None and saq_job.attempts >= saq_job.retries:
@@ -85,35 +100,13 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["core"] = core
     ctx["rpc"] = rpc
     ctx["pinner"] = pinner
-    if settings.history_indexer == "alchemy":
-        source: HistorySource = AlchemyHistorySource(rpc, max_depth=settings.history_max_depth)
-    else:
-        source = RpcHistorySource(
-            rpc,
-            max_depth=settings.history_max_depth,
-            window=settings.history_window,
-            concurrency=settings.history_concurrency,
-        )
-    history = CachedHistory(
-        source, HistoryCache(core.redis, ttl_s=settings.history_cache_ttl_s, head_ttl_s=settings.history_head_ttl_s)
-    )
-    orchestrator = build_orchestrator(
-        settings.llm_base_url,
-        settings.llm_model,
-        settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-        settings.llm_timeout_s,
-        retries=settings.llm_retries,
-        max_tokens=settings.llm_max_tokens,
-        answers=core.redis,
-    )
-    ctx["orchestrator"] = orchestrator
+    personalizer = build_personalizer(settings, rpc, core.redis)
+    ctx["personalizer"] = personalizer
     ctx["pipeline"] = Pipeline(
         PipelineDeps(
             jobs=core.jobs,
-            history=history,
-            registry=load_registry(settings),
+            personalizer=personalizer,
             collections=core.collections,
-            orchestrator=orchestrator,
             pinner=pinner,
             store=core.store,
             renderer=renderer,
@@ -168,9 +161,7 @@ async def diffusion_renderer(settings: Settings, core: Core) -> tuple[Renderer, 
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    close = getattr(ctx.get("orchestrator"), "aclose", None)
-    if close is not None:
-        await close()
+    await ctx["personalizer"].aclose()
     if ctx.get("batcher") is not None:
         await ctx["batcher"].aclose()
     await aclose_pinner(ctx["pinner"])
@@ -183,7 +174,7 @@ async def run_worker(settings: Settings) -> None:
     core = Core.create(settings)
     worker = Worker(
         core.pipeline_queue,
-        functions=[pipeline_job],
+        functions=[pipeline_job, preview_job],
         concurrency=settings.pipeline_concurrency,
         startup=startup,
         shutdown=shutdown,

@@ -83,6 +83,7 @@ class LocalLlmServer:
         alias: str = MODEL_ALIAS,
         startup_timeout: float = 120.0,
         log_path: Path | None = None,
+        batch_invariant: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
         self.host = host
@@ -94,6 +95,12 @@ class LocalLlmServer:
         self.alias = alias
         self.startup_timeout = startup_timeout
         self.log_path = log_path
+        # llama.cpp's logits depend on how a prompt is split into batches, and the server reuses
+        # the KV cache of a prompt prefix it saw last, so the same prompt after another one is
+        # evaluated in other chunks and greedy decoding can pick other tokens (seen here: another
+        # palette for the same wallet). One token per batch makes every evaluation the same
+        # computation; prompts take ~2x longer on CPU.
+        self.batch_invariant = batch_invariant
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -124,6 +131,7 @@ class LocalLlmServer:
             self.alias,
             "--verbose",
             "False",
+            *(["--n_batch", "1", "--n_ubatch", "1"] if self.batch_invariant else []),
         ]
 
     def _tail(self) -> str:

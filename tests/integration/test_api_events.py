@@ -148,3 +148,24 @@ def test_profile_is_cached(stack: Stack) -> None:
         assert second["style"] == body["style"]
         assert client.get("/v1/profiles/0xnope").json()["code"] == "invalid_address"
         assert client.get(f"/v1/profiles/{wallet}", params={"collection": "nope"}).status_code == 404
+
+
+def test_preview_without_a_render_worker_is_a_retryable_503(stack: Stack) -> None:
+    """Previews render on the workers (their renderer is the mint's); with none listening, a 503 in time."""
+    import asyncio
+
+    from tests.integration.conftest import _key
+
+    lonely_redis = stack.redis.url.rsplit("/", 1)[0] + "/1"  # same server, a database no worker serves
+    base_url = stack.spawn_api(
+        "api-no-workers", {"PERSONAMINT_REDIS_URL": lonely_redis, "PERSONAMINT_PREVIEW_TIMEOUT_S": "1"}
+    )
+    api_key = asyncio.run(_key(lonely_redis, "tenant-lonely"))
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30) as client:
+        started = time.monotonic()
+        response = client.post("/v1/previews", json={"recipient": Account.create().address})
+        assert time.monotonic() - started < 10
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["code"] == "preview_unavailable"
+        assert response.headers["retry-after"] == "5"
