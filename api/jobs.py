@@ -69,6 +69,10 @@ return {'created', ARGV[1], tostring(edition)}
 # outbox: a confirmed job can never lack its delivery). A delivery is keyed by (job, status) and
 # its event id derives from that key, so a repeated status write schedules nothing new.
 _SET_STATUS = """
+-- An ended job stays ended: a late writer (a pipeline retry that saw 'minting' before the minter
+-- confirmed) must not move it back or record its end twice.
+local current = redis.call('HGET', KEYS[1], 'status')
+if current == 'confirmed' or current == 'failed' then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'detail', ARGV[3])
 local timings = {}
 local has_timings = false
@@ -103,8 +107,10 @@ end
 return event_id
 """
 
-# A failed job gives its wallet's cap slot back, once.
+# A failed job gives its wallet's cap slot back, once; an ended job is left as it is.
 _RELEASE_CAP = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if current == 'confirmed' or current == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'error', ARGV[1])
 if redis.call('HSETNX', KEYS[1], 'cap_released', '1') == 1 then
   local collection = redis.call('HGET', KEYS[1], 'collection')
@@ -282,7 +288,10 @@ class JobStore:
     async def set_status(
         self, job_id: str, status: str, *, detail: str | None = None, extra: dict[str, Any] | None = None
     ) -> None:
-        """Record a status change and its event; an end state also schedules the outbound webhook."""
+        """Record a status change and its event; an end state also schedules the outbound webhook.
+
+        A job already confirmed or failed is left unchanged (no event): ends are final.
+        """
         assert status in STATUSES, status
         await self._set_status(
             keys=[job_key(job_id), events_key(job_id), OPEN_JOBS_KEY],
@@ -305,7 +314,8 @@ class JobStore:
         )
 
     async def fail(self, job_id: str, error: dict[str, Any]) -> None:
-        await self._release_cap(keys=[job_key(job_id)], args=[json.dumps(error, sort_keys=True)])
+        if not await self._release_cap(keys=[job_key(job_id)], args=[json.dumps(error, sort_keys=True)]):
+            return  # already confirmed or failed
         await self.set_status(job_id, "failed", detail=error.get("message"), extra={"code": error.get("code")})
 
     async def open_jobs(self, *, created_before: float, limit: int = 500) -> list[tuple[str, str]]:
