@@ -68,11 +68,16 @@ return {'created', ARGV[1], tostring(edition)}
 # for live progress) and, on an end state, the outbound webhook in the outbox (transactional
 # outbox: a confirmed job can never lack its delivery). A delivery is keyed by (job, status) and
 # its event id derives from that key, so a repeated status write schedules nothing new.
-_SET_STATUS = """
--- An ended job stays ended: a late writer (a pipeline retry that saw 'minting' before the minter
--- confirmed) must not move it back or record its end twice.
-local current = redis.call('HGET', KEYS[1], 'status')
-if current == 'confirmed' or current == 'failed' then return false end
+# An ended job stays ended: a late writer (a pipeline retry that saw 'minting' before the minter
+# confirmed) must not move it back or record its end twice. Scripts on KEYS[1] = the job start so.
+_UNLESS_ENDED = (
+    "local current = redis.call('HGET', KEYS[1], 'status')\n"
+    f"if {' or '.join(f'current == {status!r}' for status in TERMINAL)} then return 0 end\n"
+)
+
+_SET_STATUS = (
+    _UNLESS_ENDED
+    + """
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'detail', ARGV[3])
 local timings = {}
 local has_timings = false
@@ -106,11 +111,12 @@ if ARGV[7] == '1' then
 end
 return event_id
 """
+)
 
 # A failed job gives its wallet's cap slot back, once; an ended job is left as it is.
-_RELEASE_CAP = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if current == 'confirmed' or current == 'failed' then return 0 end
+_RELEASE_CAP = (
+    _UNLESS_ENDED
+    + """
 redis.call('HSET', KEYS[1], 'error', ARGV[1])
 if redis.call('HSETNX', KEYS[1], 'cap_released', '1') == 1 then
   local collection = redis.call('HGET', KEYS[1], 'collection')
@@ -122,6 +128,7 @@ if redis.call('HSETNX', KEYS[1], 'cap_released', '1') == 1 then
 end
 return 1
 """
+)
 
 
 def job_key(job_id: str) -> str:

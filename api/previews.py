@@ -75,23 +75,10 @@ class PreviewService:
         future.set_result(result)
         return result
 
-    async def profile(self, address: str, context: dict[str, Any]) -> WalletProfile:
-        context_hash = hashlib.sha256(canonical_json(context)).hexdigest()[:16]
-        cache_key = f"pm:cache:profile:{address.lower()}:{context_hash}"
-        cached = await self.deps.redis.get(cache_key)
-        if cached is not None:
-            return WalletProfile.from_dict(json.loads(cached))
-
-        async def compute() -> dict[str, Any]:
-            profile = (await self.deps.personalizer.profile(address, context)).to_dict()
-            await self.deps.redis.set(cache_key, json.dumps(profile, sort_keys=True), ex=self.deps.ttl_s)
-            return profile
-
-        return WalletProfile.from_dict(await self._once(cache_key, compute))
-
     async def profile_and_style(self, address: str, collection: str) -> dict[str, Any]:
         dna = self.deps.collections[collection]
-        profile = await self.profile(address, {})
+        # No cache of our own: the personalizer's history cache keys summaries by block, as the worker's does.
+        profile = await self.deps.personalizer.profile(address, {})
         orchestration = await self.deps.personalizer.style(profile, dna)
         return {
             "address": address,
@@ -115,7 +102,7 @@ class PreviewService:
 
         async def compute() -> dict[str, Any]:
             dna = self.deps.collections[collection]
-            profile = await self.profile(recipient, context)
+            profile = await self.deps.personalizer.profile(recipient, context)
             orchestration = await self.deps.personalizer.style(profile, dna)
             seed = derive_seed(collection, recipient, edition)
             preview_id = secrets.token_urlsafe(18)

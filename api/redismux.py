@@ -46,16 +46,12 @@ class _Protocol(asyncio.Protocol):
             try:
                 reply = self.reader.gets()
             except hiredis.ProtocolError as exc:
-                self._fail(RedisConnectionError(f"Redis protocol error: {exc}"))
-                if self.transport is not None:
-                    self.transport.abort()
+                self._break(RedisConnectionError(f"Redis protocol error: {exc}"))
                 return
             if reply is False:
                 return
             if not pending:  # a reply nobody waits for: the stream is out of step
-                self._fail(RedisConnectionError("unexpected reply from Redis"))
-                if self.transport is not None:
-                    self.transport.abort()
+                self._break(RedisConnectionError("unexpected reply from Redis"))
                 return
             future = pending.popleft()
             if not future.done():
@@ -67,6 +63,12 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._fail(RedisConnectionError("Connection to Redis lost"))
+
+    def _break(self, error: Exception) -> None:
+        """Give up on this connection: fail what waits, drop it (the next command reconnects)."""
+        self._fail(error)
+        if self.transport is not None:
+            self.transport.abort()
 
     def _fail(self, error: Exception) -> None:
         self.closed = True
