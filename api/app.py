@@ -184,7 +184,7 @@ async def accept_mint(
         context=check_context(context),
         idempotency_key=idempotency_key,
         recipient_limit=state.recipient_limit,
-        cap=settings.wallet_caps.get(collection, 0),
+        cap=core.wallet_caps.get(collection, 0),
     )
     metrics = _metrics(state)
     metrics.mints.labels(accepted.outcome).inc()

@@ -60,6 +60,7 @@ CALL_GAS = 500_000
 ETH_TRANSFER_GAS = 21_000
 RECEIPT_TIMEOUT_S = 60.0
 _POLL_S = 0.01
+_NUDGE_AFTER_S = 1.0  # no new receipt for this long: mine a block (see _run_phase)
 
 _Item = TypeVar("_Item")
 
@@ -429,8 +430,12 @@ async def _run_phase(rpc: JsonRpcClient, signed: list[tuple[_Tx, str, str]]) -> 
         by_sender.setdefault(entry[0].sender.address, []).append(entry)
 
     async def send(entries: list[tuple[_Tx, str, str]]) -> None:
-        hashes = await rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw, _ in entries])
-        for (tx, _, expected), got in zip(entries, hashes, strict=True):
+        # One at a time per sender, in nonce order. anvil runs the calls of a JSON-RPC batch
+        # concurrently, so a batch can reach its pool out of nonce order, and in automine mode
+        # a transaction that waited for its predecessor can then sit in the pool with no block
+        # ever mined for it (foundry-rs/foundry#10122). Senders still go side by side.
+        for tx, raw, expected in entries:
+            got = await rpc.call("eth_sendRawTransaction", [raw])
             if got != expected:
                 raise SeedError(f"{tx.label}: node returned hash {got}, signed {expected}")
 
@@ -440,12 +445,22 @@ async def _run_phase(rpc: JsonRpcClient, signed: list[tuple[_Tx, str, str]]) -> 
         raise SeedError(f"the node refused a seeding transaction: {exc}") from exc
     # A sender's transactions mine in nonce order: its last receipt means all are in.
     deadline = time.monotonic() + RECEIPT_TIMEOUT_S
+    nudge_at = time.monotonic() + _NUDGE_AFTER_S
     waiting = [entries[-1][2] for entries in by_sender.values()]
     while waiting:
         receipts = await rpc.batch([("eth_getTransactionReceipt", [tx_hash]) for tx_hash in waiting])
-        waiting = [tx_hash for tx_hash, receipt in zip(waiting, receipts, strict=True) if receipt is None]
-        if waiting and time.monotonic() > deadline:
+        still = [tx_hash for tx_hash, receipt in zip(waiting, receipts, strict=True) if receipt is None]
+        now = time.monotonic()
+        if len(still) < len(waiting):
+            nudge_at = now + _NUDGE_AFTER_S
+        waiting = still
+        if waiting and now > deadline:
             raise SeedError(f"{len(waiting)} seeding transactions not mined within {RECEIPT_TIMEOUT_S:g}s")
+        if waiting and now > nudge_at:
+            # Should a pooled transaction still be skipped by automine, one more block takes it;
+            # the fixed gas price keeps every balance the same however many blocks there are.
+            await rpc.call("evm_mine", [])
+            nudge_at = now + _NUDGE_AFTER_S
         if waiting:
             await asyncio.sleep(_POLL_S)
     receipts = await rpc.batch([("eth_getTransactionReceipt", [tx_hash]) for _, _, tx_hash in signed])

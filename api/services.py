@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from saq import Queue
 
-from api.collections import load_collections
+from api.collections import load_collection_configs
 from api.jobs import JobStore
 from api.pipeline import Personalizer
 from api.queue import MINT_QUEUE, PIPELINE_QUEUE, make_queue
@@ -82,20 +82,28 @@ class Core:
     mint_queue: Queue
     collections: dict[str, StyleDNA]
     store: LocalStore
+    # Per-wallet mint cap by collection id (0: unlimited): the collection file's
+    # `deployment.per_wallet_cap`, overridden by PERSONAMINT_WALLET_CAPS.
+    wallet_caps: dict[str, int]
 
     @classmethod
     def create(cls, settings: Settings) -> Core:
         if settings.redis_url is None:
             raise ValueError("PERSONAMINT_REDIS_URL is not set")
         redis = Redis.from_url(settings.redis_url)
+        configs = load_collection_configs(settings.collections_dir)
         return cls(
             settings=settings,
             redis=redis,
             jobs=JobStore(redis),
             pipeline_queue=make_queue(redis, PIPELINE_QUEUE, sweep_s=settings.sweep_s),
             mint_queue=make_queue(redis, MINT_QUEUE, sweep_s=settings.sweep_s),
-            collections=load_collections(settings.collections_dir),
+            collections={collection_id: config.style_dna for collection_id, config in configs.items()},
             store=LocalStore(settings.ipfs_dir),
+            wallet_caps={
+                **{collection_id: config.deployment.per_wallet_cap for collection_id, config in configs.items()},
+                **settings.wallet_caps,
+            },
         )
 
     async def close(self) -> None:

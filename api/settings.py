@@ -166,7 +166,8 @@ class Settings(BaseSettings):
     recipient_rate_per_min: int = Field(30, ge=1, description="Mints per minute accepted per recipient wallet.")
     recipient_burst: int = Field(10, ge=1, description="Mints a recipient wallet may get in a burst.")
     wallet_caps: dict[str, int] = Field(
-        default_factory=dict, description='Per-wallet mint cap per collection, JSON: {"default": 1}.'
+        default_factory=dict,
+        description='Per-wallet mint caps by collection id, JSON {"default": 1}; wins over per_wallet_cap in the file.',
     )
     siwe_domain: str | None = Field(None, description="SIWE domain (host[:port]); defaults to public_url's.")
     siwe_uri: str | None = Field(None, description="SIWE URI prefix a message must carry; defaults to public_url.")

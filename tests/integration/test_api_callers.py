@@ -205,6 +205,35 @@ def test_failed_mint_gives_the_cap_slot_back(stack: Stack, limited_api: str) -> 
         assert_problem(client.post("/v1/mints", json={"recipient": recipient}), 409, "mint_cap_reached")
 
 
+def test_collection_file_sets_the_wallet_cap_and_settings_override_it(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`deployment.per_wallet_cap` in the collection file is enforced; PERSONAMINT_WALLET_CAPS wins over it."""
+    from api.settings import PROJECT_ROOT
+
+    directory = tmp_path_factory.mktemp("capped-collections")
+    source = (PROJECT_ROOT / "collections" / "default.toml").read_text()
+    assert "per_wallet_cap = 0 " in source
+    (directory / "default.toml").write_text(source.replace("per_wallet_cap = 0 ", "per_wallet_cap = 2 ", 1))
+    from_file = stack.spawn_api("api-file-cap", {"PERSONAMINT_COLLECTIONS_DIR": str(directory)})
+    overridden = stack.spawn_api(
+        "api-file-cap-override",
+        {"PERSONAMINT_COLLECTIONS_DIR": str(directory), "PERSONAMINT_WALLET_CAPS": '{"default": 3}'},
+    )
+    recipient = Account.create().address
+    key = stack.new_key("tenant-file-cap")
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=from_file, headers=headers, timeout=30) as client:
+        assert [client.post("/v1/mints", json={"recipient": recipient}).status_code for _ in range(2)] == [202, 202]
+        body = assert_problem(client.post("/v1/mints", json={"recipient": recipient}), 409, "mint_cap_reached")
+        assert body["cap"] == 2
+    with httpx.Client(base_url=overridden, headers=headers, timeout=30) as client:
+        assert client.post("/v1/mints", json={"recipient": recipient}).status_code == 202
+        assert (
+            assert_problem(client.post("/v1/mints", json={"recipient": recipient}), 409, "mint_cap_reached")["cap"] == 3
+        )
+
+
 def test_health_ready_metrics_and_request_id(stack: Stack) -> None:
     with stack.client(api_key="") as client:
         assert client.get("/health").json() == {"status": "ok"}
