@@ -17,7 +17,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -72,8 +72,8 @@ log = logging.getLogger("personamint.api")
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         required=False,
         description="Same key + same body → the same result; same key + another body → 409. Kept 24 h.",
     ),
@@ -236,7 +236,7 @@ async def accept_mint(
     security=[{"bearer": []}],
 )
 async def create_mint(
-    request: Request[Any, Any, Any], data: MintRequest, idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], data: JSONBody[MintRequest], idempotency_key: IdempotencyKey = None
 ) -> Response[MintAccepted]:
     state = request.app.state
     key = parse_idempotency_key(idempotency_key)
@@ -261,7 +261,7 @@ async def create_mint(
     responses=_problems(401, 403, 404, 429),
     security=[{"bearer": []}],
 )
-async def get_mint(request: Request[Any, Any, Any], job_id: str) -> MintStatus:
+async def get_mint(request: Request[Any, Any, Any], job_id: FromPath[str]) -> MintStatus:
     state = request.app.state
     job = await _owned_job(_core(state), caller_of(request), job_id, prefetched_of(request))
     return _status_view(job, state.public_url)
@@ -318,8 +318,8 @@ class StatusReads:
 )
 async def mint_events(
     request: Request[Any, Any, Any],
-    job_id: str,
-    last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID", required=False)] = None,
+    job_id: FromPath[str],
+    last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID", required=False)] = None,
 ) -> ServerSentEvent:
     state = request.app.state
     after = parse_last_event_id(last_event_id)
@@ -350,7 +350,7 @@ async def mint_events(
     security=[{"bearer": []}],
 )
 async def create_preview(
-    request: Request[Any, Any, Any], data: PreviewRequest, idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], data: JSONBody[PreviewRequest], idempotency_key: IdempotencyKey = None
 ) -> Response[Any]:
     state = request.app.state
     caller = caller_of(request)
@@ -379,7 +379,7 @@ async def create_preview(
     responses=_problems(404),
     media_type="image/png",
 )
-async def preview_image(request: Request[Any, Any, Any], preview_id: str) -> Response[bytes]:
+async def preview_image(request: Request[Any, Any, Any], preview_id: FromPath[str]) -> Response[bytes]:
     state = request.app.state
     previews: PreviewService = state.previews
     png = await previews.image(preview_id) if _valid_id(preview_id, 64, "-_") else None
@@ -397,8 +397,8 @@ async def preview_image(request: Request[Any, Any, Any], preview_id: str) -> Res
 )
 async def get_profile(
     request: Request[Any, Any, Any],
-    address: str,
-    collection: Annotated[str, Parameter(query="collection", max_length=64)] = "default",
+    address: FromPath[str],
+    collection: Annotated[str, QueryParameter(name="collection", max_length=64)] = "default",
 ) -> ProfileView:
     state = request.app.state
     wallet = parse_recipient(address)
@@ -447,7 +447,7 @@ async def siwe_nonce(request: Request[Any, Any, Any]) -> Nonce:
     responses=_problems(400, 401, 413, 429),
 )
 async def siwe_sign_in(
-    request: Request[Any, Any, Any], data: SiweRequest, idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], data: JSONBody[SiweRequest], idempotency_key: IdempotencyKey = None
 ) -> SessionView:
     state = request.app.state
     parse_idempotency_key(idempotency_key)
@@ -476,7 +476,7 @@ async def siwe_sign_in(
     ),
     responses=_problems(400, 401, 404, 409, 413, 429, 503),
 )
-async def inbound_webhook(request: Request[Any, Any, Any], source: str) -> Response[WebhookAccepted]:
+async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]) -> Response[WebhookAccepted]:
     state = request.app.state
     settings: Settings = _core(state).settings
     config = settings.webhook_sources.get(source)
@@ -559,8 +559,8 @@ def _delivery_view(record: dict[str, Any]) -> Delivery:
 )
 async def list_deliveries(
     request: Request[Any, Any, Any],
-    delivery_state: Annotated[str | None, Parameter(query="state", required=False)] = None,
-    limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 50,
+    delivery_state: Annotated[str | None, QueryParameter(name="state", required=False)] = None,
+    limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100)] = 50,
 ) -> DeliveryList:
     state = request.app.state
     if delivery_state is not None and delivery_state not in ("pending", "delivered", "dead"):
@@ -585,7 +585,7 @@ async def _owned_delivery(state: State, caller: Caller, delivery_id: str) -> dic
     responses=_problems(401, 403, 404, 429),
     security=[{"bearer": []}],
 )
-async def get_delivery(request: Request[Any, Any, Any], delivery_id: str) -> Delivery:
+async def get_delivery(request: Request[Any, Any, Any], delivery_id: FromPath[str]) -> Delivery:
     state = request.app.state
     return _delivery_view(await _owned_delivery(state, caller_of(request), delivery_id))
 
@@ -599,7 +599,7 @@ async def get_delivery(request: Request[Any, Any, Any], delivery_id: str) -> Del
     security=[{"bearer": []}],
 )
 async def retry_delivery(
-    request: Request[Any, Any, Any], delivery_id: str, idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], delivery_id: FromPath[str], idempotency_key: IdempotencyKey = None
 ) -> Response[Any]:
     state = request.app.state
     caller = caller_of(request)
@@ -623,7 +623,7 @@ async def retry_delivery(
 
 
 @get("/ipfs/{cid:str}", summary="IPFS gateway for pinned content", responses=_problems(400, 404))
-async def ipfs_gateway(request: Request[Any, Any, Any], cid: str) -> Response[bytes]:
+async def ipfs_gateway(request: Request[Any, Any, Any], cid: FromPath[str]) -> Response[bytes]:
     state = request.app.state
     if not is_cid(cid):
         raise ApiError(400, "invalid_cid", "not a CID")
