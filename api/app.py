@@ -52,7 +52,7 @@ from api.schemas import (
 )
 from api.services import Core, build_personalizer
 from api.settings import Settings
-from api.siwe import SiwePolicy, SiweService
+from api.siwe import ContractWallets, SiwePolicy, SiweService
 from api.validation import check_context, parse_idempotency_key, parse_recipient
 from api.webhooks import (
     SIGNATURE_HEADER,
@@ -444,7 +444,7 @@ async def siwe_nonce(request: Request[Any, Any, Any]) -> Nonce:
         "The nonce makes this request single-use: an Idempotency-Key is accepted but a replay is "
         "refused (replaying a sign-in would hand out a second session)."
     ),
-    responses=_problems(400, 401, 413, 429),
+    responses=_problems(400, 401, 413, 429, 503),
 )
 async def siwe_sign_in(
     request: Request[Any, Any, Any], data: JSONBody[SiweRequest], idempotency_key: IdempotencyKey = None
@@ -750,17 +750,18 @@ def create_app(settings: Settings) -> Litestar:
         state.limiter = RateLimiter(core.redis)
         state.idempotency = IdempotencyStore(core.redis)
         state.deliveries = DeliveryStore(core.redis)
+        rpc = JsonRpcClient(settings.rpc_url or "http://127.0.0.1:8545", retries=1)
+        state.rpc = rpc
         state.siwe = SiweService(
             core.redis,
             _siwe_policy(settings, state.public_url),
             nonce_ttl_s=settings.siwe_nonce_ttl_s,
             session_ttl_s=settings.siwe_session_ttl_s,
+            contract_wallets=ContractWallets(rpc),
         )
         state.signer_address = (
             Account.from_key(settings.signer_key.get_secret_value()).address if settings.signer_key else None
         )
-        rpc = JsonRpcClient(settings.rpc_url or "http://127.0.0.1:8545", retries=1)
-        state.rpc = rpc
         personalizer = build_personalizer(settings, rpc, core.redis)  # the worker's own recipe
         state.previews = PreviewService(
             PreviewDeps(

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from api.siwe import MAX_SIGNATURE_BYTES
+
 Address = Annotated[
     str,
     msgspec.Meta(
@@ -137,7 +139,8 @@ class Nonce(msgspec.Struct):
 
 
 SiweMessageText = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
-SignatureHex = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+# 0x + hex: an EOA's 65 bytes or a contract wallet's longer EIP-1271 signature.
+SignatureHex = Annotated[str, msgspec.Meta(min_length=1, max_length=2 + 2 * MAX_SIGNATURE_BYTES)]
 
 
 class SiweRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,8 +1,9 @@
 """Sign-In with Ethereum (EIP-4361): a strict message parser, the checks, single-use nonces and sessions.
 
 The maintained `siwe` package pins eth-account < 0.14 (this project runs 0.14), so the parser is
-written here from the EIP's ABNF and the signature is recovered with eth-account (EOAs; EIP-1271
-contract wallets are not supported).
+written here from the EIP's ABNF. A signature is first recovered with eth-account (an EOA); when
+it does not recover to the message's address and that address holds code, the wallet contract
+itself is asked over JSON-RPC (EIP-1271 `isValidSignature`), as Safe and ERC-4337 accounts sign.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.address import is_checksum_address
+from eth_utils.crypto import keccak
 from redis.asyncio import Redis
 
 from api.errors import ApiError
 from api.keys import SCOPES, SESSION_PREFIX, digest
+from personalization.errors import HistoryError
+from personalization.rpc import JsonRpcClient, RpcCallError
 
 _PREAMBLE = " wants you to sign in with your Ethereum account:"
 _SCHEME = r"[A-Za-z][A-Za-z0-9+\-.]*"
@@ -36,7 +41,12 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*$")
 # statement = *( reserved / unreserved / " " ) (RFC 3986 character classes, so ASCII only)
 _STATEMENT = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;= ]+$")
 _SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
+_ANY_SIGNATURE = re.compile(r"^0x(?:[0-9a-fA-F]{2})+$")
 MAX_MESSAGE_CHARS = 4096
+# A contract wallet's signature can be long: a Safe concatenates one 65-byte part per owner.
+MAX_SIGNATURE_BYTES = 4096
+# bytes4(keccak256("isValidSignature(bytes32,bytes)")): selector and success value (EIP-1271).
+EIP1271_MAGIC = bytes.fromhex("1626ba7e")
 
 
 class SiweError(ApiError):
@@ -196,6 +206,45 @@ class SiweMessage:
         )
 
 
+def personal_sign_hash(message: str) -> bytes:
+    """The EIP-191 (version 0x45) hash a wallet signs for `personal_sign`: what EIP-1271 is asked about."""
+    body = message.encode("utf-8")
+    return keccak(b"\x19Ethereum Signed Message:\n" + str(len(body)).encode() + body)
+
+
+class ContractWallets:
+    """Asks a wallet contract whether it signed (EIP-1271), over any EVM JSON-RPC endpoint."""
+
+    def __init__(self, rpc: JsonRpcClient) -> None:
+        self.rpc = rpc
+
+    async def signed(self, address: str, message_hash: bytes, signature: bytes) -> bool:
+        """True when `address` holds code and its `isValidSignature` returns the magic value."""
+        try:
+            code = await self.rpc.call("eth_getCode", [address, "latest"])
+            if not isinstance(code, str) or code in ("", "0x", "0x0"):
+                return False  # no code: an EOA, and its signature did not recover to it
+            data = EIP1271_MAGIC + abi_encode(["bytes32", "bytes"], [message_hash, signature])
+            answer = await self.rpc.call("eth_call", [{"to": address, "data": "0x" + data.hex()}, "latest"])
+        except RpcCallError:
+            return False  # a revert (no such function, a failed check) is a refusal, not an outage
+        except HistoryError:
+            raise SiweError(
+                503, "chain_unavailable", "the chain could not be asked about this contract wallet's signature"
+            ) from None
+        # A bytes4 return is ABI-encoded left-aligned in one 32-byte word.
+        return isinstance(answer, str) and answer[:10].lower() == "0x" + EIP1271_MAGIC.hex()
+
+
+def signature_bytes(signature: str) -> bytes:
+    """A signature's bytes: 0x-prefixed hex, at most MAX_SIGNATURE_BYTES."""
+    if len(signature) > 2 + 2 * MAX_SIGNATURE_BYTES or not _ANY_SIGNATURE.match(signature):
+        raise SiweError(
+            401, "siwe_bad_signature", f"signature must be 0x-prefixed hex of at most {MAX_SIGNATURE_BYTES} bytes"
+        )
+    return bytes.fromhex(signature[2:])
+
+
 def recover_signer(message: str, signature: str) -> str:
     if not _SIGNATURE.match(signature):
         raise SiweError(401, "siwe_bad_signature", "signature must be 0x followed by 65 bytes of hex")
@@ -245,23 +294,50 @@ class Session:
 class SiweService:
     """Nonces (single use, short-lived) and the sessions a verified message opens."""
 
-    def __init__(self, redis: Redis, policy: SiwePolicy, *, nonce_ttl_s: int, session_ttl_s: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        policy: SiwePolicy,
+        *,
+        nonce_ttl_s: int,
+        session_ttl_s: int,
+        contract_wallets: ContractWallets | None = None,
+    ) -> None:
         self.redis = redis
         self.policy = policy
         self.nonce_ttl_s = nonce_ttl_s
         self.session_ttl_s = session_ttl_s
+        self.contract_wallets = contract_wallets
 
     async def new_nonce(self) -> tuple[str, float]:
         nonce = secrets.token_hex(12)
         await self.redis.set(f"pm:siwe:nonce:{nonce}", "1", ex=self.nonce_ttl_s)
         return nonce, time.time() + self.nonce_ttl_s
 
+    async def _verify_signature(self, message: SiweMessage, text: str, signature: str) -> None:
+        raw = signature_bytes(signature)
+        recovered: str | None = None
+        if len(raw) == 65:
+            try:
+                recovered = recover_signer(text, signature)
+            except SiweError:
+                recovered = None  # not an EOA signature; a contract wallet may still accept it
+        if recovered == message.address:
+            return
+        # Only a live nonce earns a question to the chain, so junk sign-ins cost no RPC calls.
+        if (
+            self.contract_wallets is not None
+            and await self.redis.exists(f"pm:siwe:nonce:{message.nonce}")
+            and await self.contract_wallets.signed(message.address, personal_sign_hash(text), raw)
+        ):
+            return
+        raise SiweError(401, "siwe_bad_signature", "the message was not signed by its address")
+
     async def sign_in(self, text: str, signature: str) -> Session:
         message = SiweMessage.parse(text)
-        if recover_signer(text, signature) != message.address:
-            raise SiweError(401, "siwe_bad_signature", "the message was not signed by its address")
         now = time.time()
         self.policy.check(message, now)
+        await self._verify_signature(message, text, signature)
         # Spent atomically: of two racing sign-ins with one nonce, exactly one gets it.
         if await self.redis.getdel(f"pm:siwe:nonce:{message.nonce}") is None:
             raise SiweError(401, "siwe_nonce_invalid", "the nonce is unknown, expired or already used")

@@ -32,7 +32,7 @@ SETTINGS: dict[str, Any] = {
 }
 
 # Demo contracts, one artifact for all of them; compiled with the same SETTINGS.
-SAMPLE_CONTRACTS = ("DemoToken", "DemoCollection", "DemoItems", "DemoDex")
+SAMPLE_CONTRACTS = ("DemoToken", "DemoCollection", "DemoItems", "DemoDex", "DemoSmartWallet")
 SAMPLES_PACKAGE = "chain.contracts.samples"
 SAMPLES_ARTIFACT_NAME = "Samples.json"
 

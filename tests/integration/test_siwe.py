@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import httpx
@@ -11,7 +13,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from api.siwe import SiweMessage
+from api.siwe import MAX_SIGNATURE_BYTES, SiweMessage
 from tests.integration.conftest import Stack
 
 
@@ -135,3 +137,86 @@ def test_malformed_message_and_bad_session(stack: Stack, anonymous: httpx.Client
     assert_problem(response, 400, "invalid_siwe_message")
     with stack.client("pms_" + "x" * 43) as client:
         assert_problem(client.get("/v1/mints/abc"), 401, "invalid_session")
+
+
+async def _deploy_smart_wallet(rpc_url: str, owner: str) -> str:
+    """DemoSmartWallet (EIP-1271: its owner key signs for it), deployed by a fresh funded account."""
+    from eth_abi import encode as abi_encode
+
+    from chain.contracts.build import load_samples_artifact
+    from personalization.rpc import JsonRpcClient
+
+    deployer = Account.create()
+    bytecode = load_samples_artifact()["contracts"]["DemoSmartWallet"]["bytecode"]
+    async with JsonRpcClient(rpc_url) as rpc:
+        await rpc.call("anvil_setBalance", [deployer.address, hex(10**18)])
+        chain_id = int(await rpc.call("eth_chainId"), 16)
+        block = await rpc.call("eth_getBlockByNumber", ["latest", False])
+        fee = 2 * int(block.get("baseFeePerGas") or "0x0", 16) + 10**9
+        raw = deployer.sign_transaction(
+            {
+                "type": 2,
+                "chainId": chain_id,
+                "nonce": 0,
+                "gas": 1_000_000,
+                "maxFeePerGas": fee,
+                "maxPriorityFeePerGas": 10**9,
+                "data": bytecode + abi_encode(["address"], [owner]).hex(),
+                "value": 0,
+            }
+        ).raw_transaction
+        tx_hash = await rpc.call("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
+        for _ in range(200):
+            receipt = await rpc.call("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                assert receipt["status"] == "0x1", receipt
+                address: str = receipt["contractAddress"]
+                return address
+            await asyncio.sleep(0.05)
+    raise AssertionError("the smart wallet was not deployed")
+
+
+def test_contract_wallet_signs_in_through_eip1271(stack: Stack, anonymous: httpx.Client) -> None:
+    from eth_utils.address import to_checksum_address
+
+    owner, stranger = Account.create(), Account.create()
+    wallet_address = to_checksum_address(asyncio.run(_deploy_smart_wallet(stack.anvil.url, owner.address)))
+    wallet = SimpleNamespace(address=wallet_address)
+
+    # The owner's key signs for the contract: no key recovers to the wallet's address itself.
+    text = siwe_text(stack, wallet, nonce(anonymous))  # type: ignore[arg-type]
+    session = anonymous.post("/v1/auth/siwe", json={"message": text, "signature": signed(owner, text)})
+    assert session.status_code == 201, session.text
+    assert session.json()["address"] == wallet_address
+    with stack.client(session.json()["token"]) as client:
+        mine = client.post("/v1/mints", json={"recipient": wallet_address})
+        assert mine.status_code == 202, mine.text
+        assert_problem(client.post("/v1/mints", json={"recipient": owner.address}), 403, "recipient_not_allowed")
+
+    # The contract refuses any other key, and a signature over another text.
+    fresh = nonce(anonymous)
+    text = siwe_text(stack, wallet, fresh)  # type: ignore[arg-type]
+    response = anonymous.post("/v1/auth/siwe", json={"message": text, "signature": signed(stranger, text)})
+    assert_problem(response, 401, "siwe_bad_signature")
+    other = siwe_text(stack, wallet, nonce(anonymous), statement="Something else.")  # type: ignore[arg-type]
+    response = anonymous.post("/v1/auth/siwe", json={"message": text, "signature": signed(owner, other)})
+    assert_problem(response, 401, "siwe_bad_signature")
+    # Refusals did not spend the nonce: the right signature still signs in once.
+    assert anonymous.post("/v1/auth/siwe", json={"message": text, "signature": signed(owner, text)}).status_code == 201
+
+    # An EOA address (no code) gets no second chance with someone else's signature.
+    eoa = Account.create()
+    text = siwe_text(stack, eoa, nonce(anonymous))
+    assert_problem(
+        anonymous.post("/v1/auth/siwe", json={"message": text, "signature": signed(owner, text)}),
+        401,
+        "siwe_bad_signature",
+    )
+    # Oversized or non-hex signatures are refused before any chain call.
+    text = siwe_text(stack, wallet, nonce(anonymous))  # type: ignore[arg-type]
+    for bad in ("0xzz", "0x123", "0x" + "ab" * 4097):
+        response = anonymous.post("/v1/auth/siwe", json={"message": text, "signature": bad})
+        if len(bad) > 2 + 2 * MAX_SIGNATURE_BYTES:  # the request schema's bound, before any handler runs
+            assert_problem(response, 400, "invalid_request")
+        else:
+            assert_problem(response, 401, "siwe_bad_signature")

@@ -10,7 +10,15 @@ from eth_account.messages import encode_defunct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.siwe import SiweError, SiweMessage, SiwePolicy, recover_signer
+from api.siwe import (
+    MAX_SIGNATURE_BYTES,
+    SiweError,
+    SiweMessage,
+    SiwePolicy,
+    personal_sign_hash,
+    recover_signer,
+    signature_bytes,
+)
 
 ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -174,4 +182,22 @@ def test_recover_signer() -> None:
     for bad in ("0x1234", "not hex", "0x" + "00" * 65):
         with pytest.raises(SiweError) as caught:
             recover_signer(text, bad)
+        assert caught.value.code == "siwe_bad_signature"
+
+
+@given(st.text(max_size=300))
+def test_personal_sign_hash_is_what_wallets_sign(text: str) -> None:
+    """EIP-1271 wallets are asked about the exact EIP-191 hash an EOA's personal_sign covers."""
+    key = b"\x01" * 32
+    by_message = Account.sign_message(encode_defunct(text=text), key).signature
+    by_hash = Account.unsafe_sign_hash(personal_sign_hash(text), key).signature
+    assert by_message == by_hash
+
+
+def test_signature_bytes_bounds() -> None:
+    assert signature_bytes("0x" + "ab" * 65) == b"\xab" * 65
+    assert len(signature_bytes("0x" + "00" * MAX_SIGNATURE_BYTES)) == MAX_SIGNATURE_BYTES
+    for bad in ("", "0x", "ab" * 65, "0xabc", "0xzz", "0x" + "00" * (MAX_SIGNATURE_BYTES + 1)):
+        with pytest.raises(SiweError) as caught:
+            signature_bytes(bad)
         assert caught.value.code == "siwe_bad_signature"
