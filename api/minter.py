@@ -11,6 +11,7 @@ import signal
 import time
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from redis.asyncio import BlockingConnectionPool, Redis
 from saq import Worker
 from saq.job import Status
@@ -22,6 +23,7 @@ from api.errors import job_error
 from api.jobs import TERMINAL, JobStore, job_key
 from api.lease import FencedLease, LeaseLost
 from api.logging import job_context
+from api.metrics import MinterCollector, serve_process_metrics
 from api.queue import MINT_QUEUE, PIPELINE_QUEUE, heartbeat, make_queue
 from api.services import Core
 from api.settings import Settings
@@ -38,6 +40,7 @@ log = logging.getLogger("personamint.minter")
 # refusing will not fix themselves by running the same job again.
 PERMANENT = (ContractRevert, InsufficientFunds, FeeCeilingExceeded, SendRejected)
 HEALTH_TTL_S = 30
+HEALTH_EVERY_S = 2.0  # how often the health report (Redis, /metrics) is refreshed
 _HEALTH_PREFIX = "pm:minter:health:"
 
 
@@ -305,11 +308,19 @@ async def run_minter(settings: Settings) -> None:
                 log.error("lost the minter lease; stopping")
                 stop.set()
 
+    collector = MinterCollector()
+    stop_metrics = None
+    if settings.metrics_port is not None:
+        registry = CollectorRegistry()
+        registry.register(collector)
+        stop_metrics = serve_process_metrics(registry, settings.metrics_host, settings.metrics_port)
+
     async def report_health() -> None:
         while not stop.is_set():
+            collector.update(minter.health())
             with contextlib.suppress(Exception):
                 await publish_health(core.redis, minter, chain_id)
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(HEALTH_EVERY_S)
 
     background = [asyncio.create_task(keep_lease()), asyncio.create_task(report_health())]
     if settings.alert_webhook_url and settings.alert_webhook_secret:
@@ -336,6 +347,8 @@ async def run_minter(settings: Settings) -> None:
         with contextlib.suppress(asyncio.CancelledError, LeaseLost):
             await pending
     await lease.release()
+    if stop_metrics is not None:
+        stop_metrics()
     await rpc.close()
     await w3.provider.disconnect()
     await core.close()

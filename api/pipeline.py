@@ -82,6 +82,7 @@ class PipelineDeps:
     pinner: Pinner
     store: LocalStore
     renderer: Renderer = procedural_renderer
+    on_stage: Callable[[str, float], None] | None = None  # (stage, seconds) as each one completes
 
 
 class Pipeline:
@@ -100,6 +101,8 @@ class Pipeline:
         await self.deps.jobs.save_stage(job.id, stage, output, seconds)
         job.stages[stage] = output
         job.timings[stage] = seconds
+        if self.deps.on_stage is not None:
+            self.deps.on_stage(stage, seconds)
         return output
 
     async def run(self, job: Job) -> Job:

@@ -193,6 +193,10 @@ class Settings(BaseSettings):
     reconcile_s: float = Field(30.0, gt=0, description="How often the API re-enqueues jobs a queue lost.")
     reconcile_after_s: float = Field(120.0, gt=0, description="Jobs open this long are checked by the reconciler.")
     log_requests: bool = Field(False, description="Log every request (errors and slow requests always are).")
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Workers and the minter: serve Prometheus /metrics on this port (unset: off)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the worker's or minter's metrics listener binds.")
     bench_routes: bool = Field(False, description="Expose the hidden /_bench/bare route (benchmarks only).")
 
     @field_validator("contract_address")

@@ -11,6 +11,7 @@ from api.chain_check import refuse_wrong_chains
 from api.errors import job_error
 from api.jobs import TERMINAL
 from api.logging import job_context
+from api.metrics import WorkerMetrics, serve_process_metrics
 from api.pipeline import Pipeline, PipelineDeps, Renderer, procedural_renderer
 from api.previews import preview_image_key
 from api.queue import enqueue_mint, heartbeat
@@ -47,18 +48,21 @@ async def _pipeline_job(ctx: dict[str, Any], job_id: str) -> str:
         return "missing"
     if job.status in TERMINAL:
         return job.status
+    metrics: WorkerMetrics = ctx["metrics"]
     await core.jobs.bump_attempts(job_id)
     try:
         async with heartbeat(saq_job, core.settings.job_heartbeat_s / 3):
             await pipeline.run(job)
     except PERMANENT as exc:
         await core.jobs.fail(job_id, job_error(exc))
+        metrics.jobs.labels("failed").inc()
         return "failed"
     except Exception as exc:
-        await _fail_if_last_attempt(core, saq_job, job_id, exc)
+        metrics.jobs.labels("failed" if await _fail_if_last_attempt(core, saq_job, job_id, exc) else "retry").inc()
         raise
     await core.jobs.set_status(job_id, "minting")
     await enqueue_mint(core.mint_queue, core.settings, job_id)
+    metrics.jobs.labels("minting").inc()
     return "minting"
 
 
@@ -71,6 +75,7 @@ async def preview_job(
     dna = core.collections[collection]
     result, _ = await pipeline.deps.renderer(dna, StyleParams.from_dict(params), seed)
     await core.redis.set(preview_image_key(preview_id), result.png, ex=ttl_s)
+    ctx["metrics"].previews.inc()
     return {
         "width": result.width,
         "height": result.height,
@@ -80,10 +85,13 @@ async def preview_job(
     }
 
 
-async def _fail_if_last_attempt(core: Core, saq_job: Any, job_id: str, exc: BaseException) -> None:
+async def _fail_if_last_attempt(core: Core, saq_job: Any, job_id: str, exc: BaseException) -> bool:
+    """Record the failure when no retry is left; True when this was the job's last attempt."""
     log.warning("job %s attempt failed: %s", job_id, type(exc).__name__)
     if saq_job is not None and saq_job.attempts >= saq_job.retries:
         await core.jobs.fail(job_id, job_error(exc))
+        return True
+    return False
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -97,6 +105,10 @@ async def startup(ctx: dict[str, Any]) -> None:
     renderer: Renderer = procedural_renderer
     if settings.renderer == "diffusion":
         renderer, ctx["batcher"] = await diffusion_renderer(settings, core)
+    metrics = WorkerMetrics()
+    ctx["metrics"] = metrics
+    if settings.metrics_port is not None:
+        ctx["stop_metrics"] = serve_process_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
     ctx["core"] = core
     ctx["rpc"] = rpc
     ctx["pinner"] = pinner
@@ -110,6 +122,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             pinner=pinner,
             store=core.store,
             renderer=renderer,
+            on_stage=metrics.observe_stage,
         )
     )
 
@@ -161,6 +174,8 @@ async def diffusion_renderer(settings: Settings, core: Core) -> tuple[Renderer, 
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if ctx.get("stop_metrics") is not None:
+        ctx["stop_metrics"]()
     await ctx["personalizer"].aclose()
     if ctx.get("batcher") is not None:
         await ctx["batcher"].aclose()
