@@ -44,6 +44,7 @@ def cmd_api(settings: Settings) -> None:
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        loop=settings.event_loop,
         log_level="warning",
         access_log=False,
         log_config=None,  # keep api.logging's JSON handler

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     registry_files: list[Path] = Field(default_factory=list, description="Extra known-contract files.")
 
     host: str = Field("127.0.0.1", description="HTTP bind address.")
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto", description="The API's event loop: auto takes uvloop (a dependency) when it imports."
+    )
     port: int = Field(8000, ge=0, le=65535, description="HTTP port (0 picks a free one).")
     public_url: str | None = Field(None, description="Base URL callers reach the service at.")
     max_body_bytes: int = Field(16_384, ge=256, description="Largest accepted request body.")
