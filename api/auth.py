@@ -36,8 +36,15 @@ end
 if type(record['burst']) == 'number' and record['burst'] > 0 then burst = record['burst'] end
 local decision = gcra({{KEYS[2], interval, burst}}, now_ms())
 if KEYS[3] and decision[1] == 1 then
-  -- A read that knows its record: fetched in the same round trip (tenant checked by the caller).
-  return {1, raw, decision[1], decision[2], decision[3], tostring(burst), redis.call('HGETALL', KEYS[3])}
+  -- A read that knows its record: fetched in the same round trip (tenant checked by the caller),
+  -- whole, or only its owner and status when the caller holds an ended record's answer already.
+  local job
+  if ARGV[3] == 'head' then
+    job = redis.call('HMGET', KEYS[3], 'tenant', 'status')
+  else
+    job = redis.call('HGETALL', KEYS[3])
+  end
+  return {1, raw, decision[1], decision[2], decision[3], tostring(burst), job}
 end
 return {1, raw, decision[1], decision[2], decision[3], tostring(burst)}
 """
@@ -93,6 +100,7 @@ async def create_api_key(
     return record.key_id, api_key
 
 
+_HEAD = (b"tenant", b"status")  # the fields a head-only prefetch reads
 # (caller, rate-limit decision, the bucket's burst, the prefetched hash)
 Authentication = tuple[Caller, Decision, int, dict[bytes, bytes] | None]
 
@@ -109,10 +117,13 @@ class Authenticator:
         self.default_limit = default_limit
         self._callers: dict[bytes, Caller] = {}
 
-    async def authenticate(self, authorization: str | None, prefetch: str | None = None) -> Authentication:
+    async def authenticate(
+        self, authorization: str | None, prefetch: str | None = None, *, head_only: bool = False
+    ) -> Authentication:
         """Returns (caller, rate-limit decision, the bucket's burst, the prefetched hash); raises 401 or 429.
 
-        `prefetch` names a Redis hash to read in the same round trip once the caller is let in.
+        `prefetch` names a Redis hash to read in the same round trip once the caller is let in;
+        with `head_only`, only its `tenant` and `status` fields (those present).
         """
         if not authorization:
             raise _unauthorized("missing_api_key", "Send 'Authorization: Bearer <api key or session token>'.")
@@ -130,7 +141,7 @@ class Authenticator:
         if prefetch is not None:
             keys.append(prefetch)
         result = await self.redis.eval_script(
-            _AUTHENTICATE, keys, [self.default_limit.interval_ms, self.default_limit.burst]
+            _AUTHENTICATE, keys, [self.default_limit.interval_ms, self.default_limit.burst, "head" if head_only else ""]
         )
         if int(result[0]) == 0:
             if token.startswith(SESSION_PREFIX):
@@ -159,7 +170,10 @@ class Authenticator:
         prefetched = None
         if len(result) > 6:
             flat = result[6]
-            prefetched = dict(zip(flat[::2], flat[1::2], strict=True))
+            if head_only:
+                prefetched = {name: value for name, value in zip(_HEAD, flat, strict=True) if value is not None}
+            else:
+                prefetched = dict(zip(flat[::2], flat[1::2], strict=True))
         return caller, decision, burst, prefetched
 
 

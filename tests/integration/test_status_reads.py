@@ -177,3 +177,52 @@ async def test_startup_heap_is_frozen_while_the_app_runs(stack: Stack, monkeypat
     async with in_process(stack, monkeypatch):
         assert gc.get_freeze_count() > before + 10_000
     assert gc.get_freeze_count() == 0
+
+
+async def test_ended_answers_are_kept_and_still_checked(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A confirmed job's answer is kept; later reads fetch only owner and status, and still refuse what they must."""
+    from redis.asyncio import Redis
+
+    import api.app
+
+    with stack.client() as client:
+        accepted = client.post("/v1/mints", json={"recipient": Account.create().address}).json()
+        done = await asyncio.to_thread(wait_for, client, accepted["id"])
+    assert done["status"] == "confirmed"
+    elsewhere = await asyncio.to_thread(stack.new_key, "tenant-elsewhere-kept")
+    views = 0
+    shape = api.app._status_view
+
+    def counting(*args: Any) -> Any:
+        nonlocal views
+        views += 1
+        return shape(*args)
+
+    monkeypatch.setattr(api.app, "_status_view", counting)
+    path, bearer = f"/v1/mints/{accepted['id']}", f"Bearer {stack.api_key}"
+    async with in_process(stack, monkeypatch) as app:
+        whole, fast, router = both_ways(app)
+        first = await call(app, whole, path, bearer)
+        assert (first[0], views, router.calls) == (200, 1, 0)
+        assert accepted["id"] in fast.ended
+        again = await call(app, whole, path, bearer)
+        assert again[3] == first[3]  # byte for byte,
+        assert (views, router.calls) == (1, 0)  # from what was kept, not shaped again
+        assert b"ratelimit-remaining" in again[1]  # and still authenticated and charged
+
+        # Another tenant gets the same 404 as ever, from the router, and the kept answer is dropped.
+        other = await call(app, whole, path, f"Bearer {elsewhere}")
+        assert (other[0], other[2]["code"], router.calls) == (404, "job_not_found", 1)
+        assert accepted["id"] not in fast.ended
+        assert (await call(app, whole, path, bearer))[3] == first[3]
+        assert accepted["id"] in fast.ended
+
+        # A record that is gone is gone, whatever was kept.
+        redis = Redis.from_url(stack.redis.url)
+        try:
+            await redis.delete(f"pm:job:{accepted['id']}")
+        finally:
+            await redis.aclose()
+        gone = await call(app, whole, path, bearer)
+        assert (gone[0], gone[2]["code"]) == (404, "job_not_found")
+        assert accepted["id"] not in fast.ended
