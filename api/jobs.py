@@ -113,6 +113,15 @@ return event_id
 """
 )
 
+# A stage's output and timing; an ended job's record is final (status reads keep its answer).
+_SAVE_STAGE = (
+    _UNLESS_ENDED
+    + """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return 1
+"""
+)
+
 # A failed job gives its wallet's cap slot back, once; an ended job is left as it is.
 _RELEASE_CAP = (
     _UNLESS_ENDED
@@ -226,6 +235,7 @@ class JobStore:
         self._accept = redis.register_script(_ACCEPT)
         self._set_status = redis.register_script(_SET_STATUS)
         self._release_cap = redis.register_script(_RELEASE_CAP)
+        self._save_stage = redis.register_script(_SAVE_STAGE)
 
     async def accept(
         self,
@@ -315,9 +325,9 @@ class JobStore:
 
     async def save_stage(self, job_id: str, stage: str, output: dict[str, Any], seconds: float) -> None:
         assert stage in STAGES, stage
-        await self.redis.hset(
-            job_key(job_id),
-            mapping={f"stage:{stage}": json.dumps(output, sort_keys=True), f"time:{stage}": repr(seconds)},
+        await self._save_stage(
+            keys=[job_key(job_id)],
+            args=[f"stage:{stage}", json.dumps(output, sort_keys=True), f"time:{stage}", repr(seconds)],
         )
 
     async def fail(self, job_id: str, error: dict[str, Any]) -> None:

@@ -23,7 +23,9 @@ async def test_a_late_writer_cannot_move_an_ended_job(tmp_path: Path) -> None:
             )
             job_id = accepted.job_id
             await jobs.set_status(job_id, "minting")
+            await jobs.save_stage(job_id, "mint", {"token_id": 7}, 0.5)
             await jobs.set_status(job_id, "confirmed", extra={"token_id": 7})
+            await jobs.save_stage(job_id, "mint", {"token_id": 7}, 9.9)  # a duplicate mint job, late
             await jobs.set_status(job_id, "minting")  # the late pipeline retry
             await jobs.set_status(job_id, "confirmed", extra={"token_id": 7})  # its re-enqueued mint
             await jobs.fail(job_id, {"code": "internal_error", "message": "a last attempt that lost the race"})
@@ -32,6 +34,7 @@ async def test_a_late_writer_cannot_move_an_ended_job(tmp_path: Path) -> None:
             assert job is not None
             assert job.status == "confirmed"
             assert job.error is None
+            assert job.timings == {"mint": 0.5}  # the record is final: status reads keep its answer
             events = [fields[b"status"] for _, fields in await redis.xrange(events_key(job_id))]
             assert events == [b"queued", b"minting", b"confirmed"]
             # The wallet's cap slot stays taken: the token exists.
