@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from api.logging import request_id_var
+from chain.minter import MinterHealth
 
 log = logging.getLogger("personamint.http")
 
@@ -87,9 +88,9 @@ class MinterCollector(Collector):
     """
 
     def __init__(self) -> None:
-        self.latest: Any = None  # a chain.minter.MinterHealth
+        self.latest: MinterHealth | None = None
 
-    def update(self, health: Any) -> None:
+    def update(self, health: MinterHealth) -> None:
         self.latest = health
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:

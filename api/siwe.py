@@ -18,9 +18,8 @@ from urllib.parse import urlsplit
 
 from eth_abi import encode as abi_encode
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import defunct_hash_message, encode_defunct
 from eth_utils.address import is_checksum_address
-from eth_utils.crypto import keccak
 from redis.asyncio import Redis
 
 from api.errors import ApiError
@@ -208,8 +207,7 @@ class SiweMessage:
 
 def personal_sign_hash(message: str) -> bytes:
     """The EIP-191 (version 0x45) hash a wallet signs for `personal_sign`: what EIP-1271 is asked about."""
-    body = message.encode("utf-8")
-    return keccak(b"\x19Ethereum Signed Message:\n" + str(len(body)).encode() + body)
+    return bytes(defunct_hash_message(text=message))
 
 
 class ContractWallets:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -139,48 +138,31 @@ def test_malformed_message_and_bad_session(stack: Stack, anonymous: httpx.Client
         assert_problem(client.get("/v1/mints/abc"), 401, "invalid_session")
 
 
-async def _deploy_smart_wallet(rpc_url: str, owner: str) -> str:
-    """DemoSmartWallet (EIP-1271: its owner key signs for it), deployed by a fresh funded account."""
+def _deploy_smart_wallet(rpc_url: str, owner: str) -> str:
+    """DemoSmartWallet (EIP-1271: its owner key signs for it), deployed from a fresh funded account."""
     from eth_abi import encode as abi_encode
+    from eth_utils.address import to_checksum_address
 
     from chain.contracts.build import load_samples_artifact
-    from personalization.rpc import JsonRpcClient
+    from tests.log_emitter import Chain
 
-    deployer = Account.create()
-    bytecode = load_samples_artifact()["contracts"]["DemoSmartWallet"]["bytecode"]
-    async with JsonRpcClient(rpc_url) as rpc:
-        await rpc.call("anvil_setBalance", [deployer.address, hex(10**18)])
-        chain_id = int(await rpc.call("eth_chainId"), 16)
-        block = await rpc.call("eth_getBlockByNumber", ["latest", False])
-        fee = 2 * int(block.get("baseFeePerGas") or "0x0", 16) + 10**9
-        raw = deployer.sign_transaction(
-            {
-                "type": 2,
-                "chainId": chain_id,
-                "nonce": 0,
-                "gas": 1_000_000,
-                "maxFeePerGas": fee,
-                "maxPriorityFeePerGas": 10**9,
-                "data": bytecode + abi_encode(["address"], [owner]).hex(),
-                "value": 0,
-            }
-        ).raw_transaction
-        tx_hash = await rpc.call("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
-        for _ in range(200):
-            receipt = await rpc.call("eth_getTransactionReceipt", [tx_hash])
-            if receipt is not None:
-                assert receipt["status"] == "0x1", receipt
-                address: str = receipt["contractAddress"]
-                return address
-            await asyncio.sleep(0.05)
-    raise AssertionError("the smart wallet was not deployed")
+    deployer = Account.create().address
+    init_code = load_samples_artifact()["contracts"]["DemoSmartWallet"]["bytecode"]
+    chain = Chain(rpc_url)
+    try:
+        chain.call("anvil_setBalance", deployer, hex(10**18))
+        chain.call("anvil_impersonateAccount", deployer)
+        data = init_code + abi_encode(["address"], [owner]).hex()
+        receipt = chain.receipt(chain.call("eth_sendTransaction", {"from": deployer, "data": data, "gas": hex(10**6)}))
+    finally:
+        chain.close()
+    assert receipt["status"] == "0x1", receipt
+    return to_checksum_address(receipt["contractAddress"])
 
 
 def test_contract_wallet_signs_in_through_eip1271(stack: Stack, anonymous: httpx.Client) -> None:
-    from eth_utils.address import to_checksum_address
-
     owner, stranger = Account.create(), Account.create()
-    wallet_address = to_checksum_address(asyncio.run(_deploy_smart_wallet(stack.anvil.url, owner.address)))
+    wallet_address = _deploy_smart_wallet(stack.anvil.url, owner.address)
     wallet = SimpleNamespace(address=wallet_address)
 
     # The owner's key signs for the contract: no key recovers to the wallet's address itself.
