@@ -18,6 +18,15 @@ COPY api ./api
 COPY personalization ./personalization
 COPY render ./render
 COPY chain ./chain
+COPY jobs ./jobs
+COPY pipeline ./pipeline
+COPY processes ./processes
+COPY ipfs ./ipfs
+COPY webhooks ./webhooks
+COPY config ./config
+COPY observability ./observability
+COPY devstack ./devstack
+COPY cli ./cli
 COPY collections ./collections
 # torch comes from PyTorch's CPU index here; GPU images swap the index URL for a CUDA one.
 RUN python -m venv /app/.venv \

@@ -2,8 +2,7 @@
 
 One Lua script per request looks the credential up and charges its rate-limit bucket, so
 authentication and the per-key limit cost a single Redis round trip, sent over the process's
-auto-pipelined connection (api.redismux).
-"""
+auto-pipelined connection (api.redismux)."""
 
 from __future__ import annotations
 
@@ -14,13 +13,12 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
-from redis.asyncio import Redis
 
 from api.errors import ApiError
-from api.jobs import job_key
-from api.keys import KEY_PREFIX, SCOPES, SESSION_PREFIX, KeyStore, digest, key_record_key
-from api.ratelimit import GCRA_LUA, Decision, Limit
+from api.keys import KEY_PREFIX, SCOPES, SESSION_PREFIX, digest, key_record_key
 from api.redismux import RedisMux
+from jobs.ratelimit import GCRA_LUA, Decision, Limit
+from jobs.store import job_key
 
 _AUTHENTICATE = (
     GCRA_LUA
@@ -83,24 +81,9 @@ def caller_from_record(record: dict[str, Any]) -> Caller:
     )
 
 
-async def create_api_key(
-    redis: Redis,
-    tenant: str,
-    *,
-    scopes: tuple[str, ...] = SCOPES,
-    collections: tuple[str, ...] | None = None,
-    name: str = "",
-    rate_per_min: int | None = None,
-    burst: int | None = None,
-) -> tuple[str, str]:
-    """Returns (key_id, api_key); only the hash is stored, the key is shown once. Defaults: every scope."""
-    record, api_key = await KeyStore(redis).create(
-        tenant, scopes=scopes, collections=collections, name=name, rate_per_min=rate_per_min, burst=burst
-    )
-    return record.key_id, api_key
-
-
 _HEAD = (b"tenant", b"status")  # the fields a head-only prefetch reads
+
+
 # (caller, rate-limit decision, the bucket's burst, the prefetched hash)
 Authentication = tuple[Caller, Decision, int, dict[bytes, bytes] | None]
 
@@ -178,6 +161,8 @@ class Authenticator:
 
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
 REFUSED = "pm_refused"  # scope key: a refusal decided before routing, raised by the route's hook
 
 

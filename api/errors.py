@@ -11,14 +11,13 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.logging import redact, request_id_var
-from chain.errors import ChainError
-from personalization.errors import PersonalizationError
-from render.errors import RenderError
+from observability.logging import redact, request_id_var
 
 log = logging.getLogger("personamint.api")
 
+
 PROBLEM_JSON = "application/problem+json"
+
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -117,13 +116,6 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     route = request.scope.get("path_template") or "<unmatched>"
     log.exception("unhandled error on %s %s", request.method, route, exc_info=exc)
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "The service failed; it has been logged.", request)
-
-
-def job_error(exc: BaseException) -> dict[str, str]:
-    """A failed job's error: the library's stable code and a message without secrets."""
-    if isinstance(exc, ChainError | PersonalizationError | RenderError):
-        return {"code": exc.code, "message": str(exc)[:500]}
-    return {"code": "internal_error", "message": type(exc).__name__}
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

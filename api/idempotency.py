@@ -18,7 +18,7 @@ from litestar import Response
 from redis.asyncio import Redis
 
 from api.errors import ApiError
-from api.jobs import IDEMPOTENCY_TTL_S
+from jobs.store import IDEMPOTENCY_TTL_S
 
 PENDING_TTL_S = 120
 

@@ -128,3 +128,20 @@ class KeyStore:
             pipe.hset(INDEX_KEY, key_id, json.dumps(indexed, sort_keys=True))
             await pipe.execute()
         return ApiKeyRecord.from_json(json.dumps(indexed))
+
+
+async def create_api_key(
+    redis: Redis,
+    tenant: str,
+    *,
+    scopes: tuple[str, ...] = SCOPES,
+    collections: tuple[str, ...] | None = None,
+    name: str = "",
+    rate_per_min: int | None = None,
+    burst: int | None = None,
+) -> tuple[str, str]:
+    """Returns (key_id, api_key); only the hash is stored, the key is shown once. Defaults: every scope."""
+    record, api_key = await KeyStore(redis).create(
+        tenant, scopes=scopes, collections=collections, name=name, rate_per_min=rate_per_min, burst=burst
+    )
+    return record.key_id, api_key

@@ -24,20 +24,17 @@ from saq import Queue
 from saq.queue.base import JobError
 
 from api.errors import ApiError
-from api.jobs import derive_seed
-from api.pipeline import Personalizer
+from jobs.keys import preview_image_key
+from jobs.store import derive_seed
 from personalization.profile import WalletProfile
 from personalization.style import StyleDNA, canonical_json
+from pipeline.runner import Personalizer
 
 _HIDDEN_PROFILE_FIELDS = ("address", "chain_id", "context")
 
 
 def profile_view(profile: WalletProfile) -> dict[str, Any]:
     return {k: v for k, v in profile.to_dict().items() if k not in _HIDDEN_PROFILE_FIELDS}
-
-
-def preview_image_key(preview_id: str) -> str:
-    return f"pm:cache:preview-image:{preview_id}"
 
 
 @dataclass

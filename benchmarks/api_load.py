@@ -277,8 +277,8 @@ def start_local(tmp: Path) -> tuple[str, str, object, Callable[[], None]]:
     """Redis + anvil + contract + the API, a worker and the minter; returns a callable stopping the last two."""
     from contextlib import ExitStack
 
-    from api.local import RedisServer, ServiceProcesses, deploy_local_contract, service_env
-    from chain.anvil import AnvilProcess, free_port
+    from devstack.anvil import AnvilProcess, free_port
+    from devstack.local import RedisServer, ServiceProcesses, deploy_local_contract, service_env
 
     stack = ExitStack()
     redis_server = stack.enter_context(RedisServer(tmp / "redis"))
@@ -317,7 +317,7 @@ def start_local(tmp: Path) -> tuple[str, str, object, Callable[[], None]]:
             time.sleep(0.1)
     from redis.asyncio import Redis
 
-    from api.auth import create_api_key
+    from api.keys import create_api_key
 
     async def key() -> str:
         client = Redis.from_url(redis_server.url)

@@ -18,7 +18,7 @@ if __package__ in (None, ""):
     # Run as a script (`python benchmarks/cid.py`): make the repository importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chain.ipfs import cid_for_bytes
+from ipfs.cid import cid_for_bytes
 
 SIZES_MB = (1, 5, 45)
 

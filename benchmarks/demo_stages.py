@@ -7,8 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from api.demo import demo_session
-from api.settings import Settings
+from config.settings import Settings
+from devstack.demo import demo_session
 
 STAGES = ("profile", "style", "render", "pin", "mint")
 

@@ -36,7 +36,7 @@ def full_collection_ms() -> float:
 def main() -> None:
     import personalization.orchestrator.llm  # noqa: F401 - loaded by the API's lifespan (LLM styling)
     from api.app import create_app
-    from api.settings import Settings
+    from config.settings import Settings
 
     app = create_app(Settings(redis_url="redis://127.0.0.1:1/0"))  # type: ignore[call-arg]
     assert app.openapi_schema is not None  # built once, kept for the process's life

@@ -32,14 +32,15 @@ if __package__ in (None, ""):
 
 from redis.asyncio import Redis
 
-from api.local import RedisServer
-from chain.anvil import AnvilProcess, dev_account, free_port
+from chain.dev_accounts import dev_account
+from devstack.anvil import AnvilProcess, free_port
+from devstack.local import RedisServer
 from personalization.cache import CachedHistory, HistoryCache
 from personalization.history import RpcHistorySource, wallet_topic_filters
 from personalization.profile import build_profile
 from personalization.registry import ContractRegistry
 from personalization.rpc import JsonRpcClient
-from tests.log_emitter import Chain, Kind, fresh_address
+from tests.support.log_emitter import Chain, Kind, fresh_address
 
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
             [
                 sys.executable,
                 "-m",
-                "tests.capping_proxy",
+                "tests.support.capping_proxy",
                 "--upstream",
                 node.url,
                 "--port",

@@ -30,10 +30,11 @@ if __package__ in (None, ""):
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
-from chain.anvil import AnvilProcess, dev_account
 from chain.contract import PersonaMint, _abi, deploy_persona_mint
+from chain.dev_accounts import dev_account
 from chain.minter import Minter, MinterConfig
 from chain.rpc import JsonRpc
+from devstack.anvil import AnvilProcess
 
 
 @dataclass(frozen=True)

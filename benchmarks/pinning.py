@@ -23,14 +23,14 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chain.ipfs import CHUNK_SIZE, cid_for_bytes
-from chain.pinning import Pinner, WaitPolicy
-from chain.pinning.kubo import KuboPinner
-from chain.pinning.local import LocalStore
-from chain.pinning.pinata import PinataPinner
-from chain.pinning.pinning_service import PinningServicePinner
-from chain.pinning.redundant import RedundantPinner, aclose_pinner
-from tests.pinning_servers import FakeKubo, FakePinata, MockPinningService
+from ipfs.cid import CHUNK_SIZE, cid_for_bytes
+from ipfs.pinning import Pinner, WaitPolicy
+from ipfs.pinning.kubo import KuboPinner
+from ipfs.pinning.local import LocalStore
+from ipfs.pinning.pinata import PinataPinner
+from ipfs.pinning.pinning_service import PinningServicePinner
+from ipfs.pinning.redundant import RedundantPinner, aclose_pinner
+from tests.support.pinning_servers import FakeKubo, FakePinata, MockPinningService
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 POLICY = WaitPolicy(timeout_s=60, request_timeout_s=60, retries=0, poll_s=0.05, max_poll_s=0.2)

@@ -55,7 +55,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from render.diffusion import DiffusionRecipe, DiffusionRenderer, DiffusionRequest
-from tests.tiny_diffusion import clip_tokenizer, tiny_sd15, tiny_sdxl
+from tests.support.tiny_diffusion import clip_tokenizer, tiny_sd15, tiny_sdxl
 
 # --- published architectures (diffusers configs of SD 1.5 and SDXL base 1.0) ---------------------
 

@@ -11,8 +11,9 @@ import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from chain.anvil import AnvilProcess, dev_account
 from chain.contract import Deployment, PersonaMint, deploy_persona_mint
+from chain.dev_accounts import dev_account
+from devstack.anvil import AnvilProcess
 
 
 @pytest.fixture(scope="session")

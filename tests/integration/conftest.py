@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.auth import create_api_key
-from api.local import RedisServer, ServiceProcesses, deploy_local_contract, service_env
-from chain.anvil import AnvilProcess, free_port
+from api.keys import create_api_key
+from devstack.anvil import AnvilProcess, free_port
+from devstack.local import RedisServer, ServiceProcesses, deploy_local_contract, service_env
 
 
 @dataclass

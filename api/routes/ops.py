@@ -1,0 +1,106 @@
+"""Operational routes: liveness, readiness, metrics, the bare benchmark route."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from litestar import Request, Response, get
+
+from api.metrics import content_type
+from api.routes.common import core_of, metrics_of, problem_responses
+from api.schemas import (
+    Health,
+    Ready,
+)
+from personalization.rpc import JsonRpcClient
+
+BENCH_PATH = "/_bench/bare"
+
+
+@get("/health", summary="Liveness")
+async def health() -> Health:
+    return Health(status="ok")
+
+
+async def _check(name: str, probe: Any) -> tuple[str, dict[str, Any]]:
+    started = time.perf_counter()
+    try:
+        result: dict[str, Any] = await asyncio.wait_for(probe(), 3.0)
+    except Exception as exc:  # noqa: BLE001 - any failure is "not ready", reported by type
+        result = {"ok": False, "error": type(exc).__name__}
+    result["ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return name, result
+
+
+@get("/ready", summary="Readiness: Redis, chain, signer balance, queue depth", responses=problem_responses(503))
+async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
+    state = request.app.state
+    core = core_of(state)
+    settings = core.settings
+    rpc: JsonRpcClient = state.rpc
+
+    async def redis_probe() -> dict[str, Any]:
+        return {"ok": bool(await core.redis.ping())}
+
+    async def chain_probe() -> dict[str, Any]:
+        chain_id = int(await rpc.call("eth_chainId"), 16)
+        ok = settings.chain_id is None or chain_id == settings.chain_id
+        return {"ok": ok, "chain_id": chain_id}
+
+    async def signer_probe() -> dict[str, Any]:
+        if state.signer_address is None:
+            return {"ok": True, "skipped": "no signer configured"}
+        balance = int(await rpc.call("eth_getBalance", [state.signer_address, "latest"]), 16)
+        return {"ok": balance >= settings.min_signer_balance_wei, "address": state.signer_address, "wei": str(balance)}
+
+    async def queue_probe() -> dict[str, Any]:
+        pipeline_depth = await core.pipeline_queue.count("queued")
+        mint_depth = await core.mint_queue.count("queued")
+        metrics_of(state).queue_depth.labels("pipeline").set(pipeline_depth)
+        metrics_of(state).queue_depth.labels("mint").set(mint_depth)
+        return {"ok": pipeline_depth + mint_depth <= settings.max_queue_depth, "pipeline": pipeline_depth,
+                "mint": mint_depth}  # fmt: skip
+
+    checks = dict(
+        await asyncio.gather(
+            _check("redis", redis_probe),
+            _check("chain", chain_probe),
+            _check("signer", signer_probe),
+            _check("queue", queue_probe),
+        )
+    )
+    if all(check["ok"] for check in checks.values()):
+        return Response(Ready(status="ready", checks=checks))
+    return Response(
+        {
+            "type": "https://personamint.dev/problems/not_ready",
+            "title": "not ready",
+            "status": 503,
+            "detail": "failing: " + ", ".join(name for name, check in checks.items() if not check["ok"]),
+            "code": "not_ready",
+            "checks": checks,
+        },
+        status_code=503,
+        media_type="application/problem+json",
+        headers={"Retry-After": "5"},
+    )
+
+
+@get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    state = request.app.state
+    return Response(metrics_of(state).render(), media_type=content_type())
+
+
+@get(BENCH_PATH, include_in_schema=False)
+async def bench_bare() -> dict[str, str]:
+    """A route that does nothing, outside RequestContext: what the framework alone costs (benchmarks)."""
+    return {"status": "ok"}
+
+
+@get(BENCH_PATH + "-with-context", include_in_schema=False)
+async def bench_bare_with_context() -> dict[str, str]:
+    """The same, through RequestContext (request id, metrics) like every API route (benchmarks)."""
+    return {"status": "ok"}

@@ -1,0 +1,98 @@
+"""Preview and profile routes: what the next mint for a wallet would be, and what the service saw."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from api.auth import caller_of, requires
+from api.errors import ApiError
+from api.idempotency import IdempotencyStore
+from api.previews import PreviewService
+from api.routes.common import IdempotencyKey, core_of, metrics_of, problem_responses, valid_id
+from api.schemas import (
+    PreviewRequest,
+    ProfileView,
+)
+from api.validation import check_context, parse_idempotency_key, parse_recipient
+
+
+@post(
+    "/v1/previews",
+    status_code=200,
+    summary="Render the image the recipient's next mint will get, without minting",
+    before_request=requires("preview"),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+    security=[{"bearer": []}],
+)
+async def create_preview(
+    request: Request[Any, Any, Any], data: JSONBody[PreviewRequest], idempotency_key: IdempotencyKey = None
+) -> Response[Any]:
+    state = request.app.state
+    caller = caller_of(request)
+    key = parse_idempotency_key(idempotency_key)
+    recipient = parse_recipient(data.recipient)
+    core = core_of(state)
+    if data.collection not in core.collections:
+        raise ApiError(404, "unknown_collection", f"collection {data.collection!r} does not exist")
+    caller.require_collection(data.collection)
+    context = check_context(data.context)
+    previews: PreviewService = state.previews
+
+    async def produce() -> tuple[int, Any]:
+        view = await previews.preview(recipient, data.collection, context)
+        metrics_of(state).previews.labels(str(view["cached"]).lower()).inc()
+        return 200, view
+
+    payload = {"recipient": recipient, "collection": data.collection, "context": context}
+    idem: IdempotencyStore = state.idempotency
+    return await idem.run(operation="preview", caller=caller.tenant, key=key, payload=payload, produce=produce)
+
+
+@get(
+    "/v1/previews/{preview_id:str}/image",
+    summary="A preview's PNG (an unguessable, expiring link)",
+    responses=problem_responses(404),
+    media_type="image/png",
+)
+async def preview_image(request: Request[Any, Any, Any], preview_id: FromPath[str]) -> Response[bytes]:
+    state = request.app.state
+    previews: PreviewService = state.previews
+    png = await previews.image(preview_id) if valid_id(preview_id, 64, "-_") else None
+    if png is None:
+        raise ApiError(404, "preview_not_found", "no such preview (they expire)")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+
+
+@get(
+    "/v1/profiles/{address:str}",
+    summary="A wallet's profile and the style it gets in a collection",
+    before_request=requires("read"),
+    responses=problem_responses(400, 401, 403, 404, 429, 503),
+    security=[{"bearer": []}],
+)
+async def get_profile(
+    request: Request[Any, Any, Any],
+    address: FromPath[str],
+    collection: Annotated[str, QueryParameter(name="collection", max_length=64)] = "default",
+) -> ProfileView:
+    state = request.app.state
+    wallet = parse_recipient(address)
+    core = core_of(state)
+    if collection not in core.collections:
+        raise ApiError(404, "unknown_collection", f"collection {collection!r} does not exist")
+    caller_of(request).require_collection(collection)
+    cache_key = f"pm:cache:profile-view:{collection}:{wallet.lower()}"
+    cached = await core.redis.get(cache_key)
+    if cached is not None:
+        view = msgspec.json.decode(cached, type=ProfileView)
+        view.cached = True
+        return view
+    previews: PreviewService = state.previews
+    found = await previews.profile_and_style(wallet, collection)
+    view = ProfileView(**found)
+    await core.redis.set(cache_key, msgspec.json.encode(view), ex=core.settings.preview_cache_ttl_s)
+    return view

@@ -1,0 +1,57 @@
+"""Sign-In with Ethereum routes: a nonce, then a session for a signed message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.params import JSONBody
+
+from api.routes.common import IdempotencyKey, problem_responses
+from api.schemas import (
+    Nonce,
+    SessionView,
+    SiweRequest,
+)
+from api.siwe import SiweService
+from api.validation import parse_idempotency_key
+
+
+@get("/v1/auth/nonce", summary="A single-use nonce for a Sign-In with Ethereum message")
+async def siwe_nonce(request: Request[Any, Any, Any]) -> Nonce:
+    state = request.app.state
+    siwe: SiweService = state.siwe
+    nonce, expires_at = await siwe.new_nonce()
+    return Nonce(
+        nonce=nonce,
+        expires_at=expires_at,
+        domain=siwe.policy.domain,
+        uri=siwe.policy.uri,
+        chain_id=siwe.policy.chain_id,
+    )
+
+
+@post(
+    "/v1/auth/siwe",
+    status_code=201,
+    summary="Exchange a signed EIP-4361 message for a session token",
+    description=(
+        "The nonce makes this request single-use: an Idempotency-Key is accepted but a replay is "
+        "refused (replaying a sign-in would hand out a second session)."
+    ),
+    responses=problem_responses(400, 401, 413, 429, 503),
+)
+async def siwe_sign_in(
+    request: Request[Any, Any, Any], data: JSONBody[SiweRequest], idempotency_key: IdempotencyKey = None
+) -> SessionView:
+    state = request.app.state
+    parse_idempotency_key(idempotency_key)
+    siwe: SiweService = state.siwe
+    session = await siwe.sign_in(data.message, data.signature)
+    return SessionView(
+        token=session.token,
+        token_type="Bearer",  # noqa: S106 - the OAuth token type, not a password
+        address=session.address,
+        expires_at=session.expires_at,
+        tenant=f"wallet:{session.address}",
+    )

@@ -1,0 +1,1 @@
+"""The `personamint` command line: one subcommand per process or operator task."""

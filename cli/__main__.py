@@ -1,0 +1,5 @@
+"""`python -m cli`: the same command line as `personamint`."""
+
+from cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Settings, collection files, start-up chain checks and the shared clients every process builds from them."""

@@ -1,0 +1,326 @@
+"""Start-up and running checks against the chain: right chain id, no public dev key, a funded signer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import aiohttp
+import httpx
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import Web3Exception
+
+from chain.dev_accounts import dev_accounts
+from chain.errors import ChainError, ChainUnavailable
+from chain.signers import RemoteSigner, Signer, load_signer
+from config.collections import CollectionConfig, collections_by_chain
+from config.settings import Settings
+
+__all__ = [
+    "LOCAL_CHAIN_IDS",
+    "BalanceReading",
+    "BalanceWatch",
+    "ChainIdMismatch",
+    "PublicDevKey",
+    "check_collection_chains",
+    "connect_rpc",
+    "refuse_public_dev_key",
+    "service_signer",
+    "webhook_alert",
+]
+
+log = logging.getLogger("personamint.chain_check")
+
+# anvil/hardhat (31337) and geth --dev (1337): chains where anvil's public keys are fine.
+LOCAL_CHAIN_IDS = frozenset({31337, 1337})
+_NODE_ERRORS = (Web3Exception, aiohttp.ClientError, OSError, TimeoutError, ValueError)
+
+
+class ChainIdMismatch(ChainError):
+    """An RPC endpoint serves another chain than the configuration says; the service must not start."""
+
+    code: ClassVar[str] = "chain_id_mismatch"
+
+    def __init__(self, *, rpc: str, actual: int, expected: int, where: str = "") -> None:
+        context = f" for {where}" if where else ""
+        super().__init__(f"RPC {rpc}{context} serves chain {actual}, but chain {expected} is configured")
+        self.rpc = rpc
+        self.actual = actual
+        self.expected = expected
+
+
+class PublicDevKey(ChainError):
+    """One of anvil's published dev keys is configured for a real chain: anyone can sign with it."""
+
+    code: ClassVar[str] = "public_dev_key"
+
+
+async def connect_rpc(
+    rpc_urls: Sequence[str],
+    *,
+    expected_chain_id: int,
+    labels: Sequence[str] | None = None,
+    where: str = "",
+    timeout_s: float = 10.0,
+) -> tuple[str, AsyncWeb3[Any]]:
+    """The first URL that answers, checked to serve `expected_chain_id`; later ones are fallbacks.
+
+    A URL that answers with another chain id stops everything (ChainIdMismatch) rather
+    than falling through: it means the configuration is wrong, not that a node is down.
+    `labels` are what errors print (URLs as written, without expanded API keys).
+    """
+    if not rpc_urls:
+        raise ChainUnavailable(f"no RPC URL configured{' for ' + where if where else ''}")
+    shown = list(labels) if labels is not None and len(labels) == len(rpc_urls) else [_redact(u) for u in rpc_urls]
+    problems: list[str] = []
+    for url, label in zip(rpc_urls, shown, strict=True):
+        # One try per URL: the next URL is the retry, and web3's own backoff (about 4 s
+        # per dead URL) would only delay the fallback.
+        provider = AsyncHTTPProvider(url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None)
+        w3: AsyncWeb3[Any] = AsyncWeb3(provider)
+        try:
+            chain_id = await asyncio.wait_for(w3.eth.chain_id, timeout_s)
+        except _NODE_ERRORS as exc:
+            problems.append(f"{label}: {type(exc).__name__}")
+            log.warning("RPC %s unreachable: %s", label, type(exc).__name__)
+            await _disconnect(w3)
+            continue
+        if chain_id != expected_chain_id:
+            await _disconnect(w3)
+            raise ChainIdMismatch(rpc=label, actual=chain_id, expected=expected_chain_id, where=where)
+        return url, w3
+    raise ChainUnavailable(f"no RPC answered{' for ' + where if where else ''}: {'; '.join(problems)}")
+
+
+async def check_collection_chains(
+    collections: Mapping[str, CollectionConfig], *, default_rpc_url: str | None
+) -> dict[int, str]:
+    """At start-up: every chain a collection names is reachable and is that chain.
+
+    Collections without `rpc_urls` use the service's `default_rpc_url`. Returns the RPC
+    URL chosen per chain id (one minter, signer and nonce space per chain).
+    """
+    chosen: dict[int, str] = {}
+    for chain_id, group in sorted(collections_by_chain(collections).items()):
+        for config in group:
+            assert config.chain is not None
+            urls = list(config.chain.rpc_urls) or ([default_rpc_url] if default_rpc_url else [])
+            labels = list(config.chain.rpc_url_labels) if config.chain.rpc_urls else ["PERSONAMINT_RPC_URL"]
+            url, w3 = await connect_rpc(
+                urls, expected_chain_id=chain_id, labels=labels, where=f"collection {config.id} ({config.path})"
+            )
+            await _disconnect(w3)
+            chosen.setdefault(chain_id, url)
+    return chosen
+
+
+def refuse_public_dev_key(address: str, chain_id: int, *, role: str = "signer") -> None:
+    """Raise PublicDevKey when `address` is an anvil dev account and the chain is not a local one."""
+    if chain_id in LOCAL_CHAIN_IDS:
+        return
+    published = {account.address.lower() for account in dev_accounts(20)}
+    if address.lower() in published:
+        raise PublicDevKey(
+            f"the {role} {address} is one of anvil's published dev keys; on chain {chain_id} anyone can sign with it"
+        )
+
+
+async def service_signer(settings: Settings, *, chain_id: int) -> Signer:
+    """The service's hot signer from settings, checked for the chain it will sign on.
+
+    Exactly one source (keystore, remote signer, or a raw key in local mode); a remote
+    signer must answer and hold the address; anvil's public keys only on local chains.
+    """
+    secret = settings.signer_keystore_password
+    auth = settings.remote_signer_auth
+    # Decrypting a keystore runs scrypt for about a second: off the event loop.
+    signer = await asyncio.to_thread(
+        load_signer,
+        env=settings.env,
+        raw_key=settings.signer_key.get_secret_value() if settings.signer_key else None,
+        keystore_path=settings.signer_keystore,
+        password=secret.get_secret_value() if secret else None,
+        password_file=settings.signer_keystore_password_file,
+        remote_url=settings.remote_signer_url,
+        remote_address=settings.remote_signer_address,
+        remote_headers={"Authorization": auth.get_secret_value()} if auth else None,
+    )
+    if isinstance(signer, RemoteSigner):
+        await signer.check()
+    refuse_public_dev_key(signer.address, chain_id)
+    return signer
+
+
+@dataclass(frozen=True)
+class BalanceReading:
+    """One look at the signer's balance against its low-balance threshold."""
+
+    address: str
+    chain_id: int
+    balance_wei: int
+    threshold_wei: int
+    checked_at: float
+
+    @property
+    def low(self) -> bool:
+        return self.balance_wei < self.threshold_wei
+
+    def as_health(self) -> dict[str, Any]:
+        """The detail a /health endpoint shows (wei as strings: JSON numbers lose precision)."""
+        return {
+            "signer": self.address,
+            "chain_id": self.chain_id,
+            "balance_wei": str(self.balance_wei),
+            "threshold_wei": str(self.threshold_wei),
+            "status": "low" if self.low else "ok",
+            "checked_at": int(self.checked_at),
+        }
+
+
+AlertHook = Callable[[BalanceReading], Awaitable[None]]
+
+
+class BalanceWatch:
+    """Watches one signer's balance; alerts through `on_low` when it falls under the threshold.
+
+    The alert fires when the balance first goes low and again every `realert_s` while it
+    stays low; a failing hook is logged, never raised, so an alert cannot stop minting.
+    """
+
+    def __init__(
+        self,
+        w3: AsyncWeb3[Any],
+        address: str,
+        *,
+        chain_id: int,
+        threshold_wei: int,
+        on_low: AlertHook | None = None,
+        realert_s: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if threshold_wei < 0:
+            raise ValueError("threshold_wei must be >= 0")
+        self._w3 = w3
+        self.address = address
+        self.chain_id = chain_id
+        self.threshold_wei = threshold_wei
+        self._on_low = on_low
+        self._realert_s = realert_s
+        self._clock = clock
+        self._latest: BalanceReading | None = None
+        self._alerted_at: float | None = None
+        self.alerts_sent = 0
+
+    @property
+    def latest(self) -> BalanceReading | None:
+        return self._latest
+
+    async def check(self) -> BalanceReading:
+        """Read the balance now, record it, and alert if it is low."""
+        balance = int(await self._w3.eth.get_balance(self.address))  # type: ignore[arg-type]
+        reading = BalanceReading(self.address, self.chain_id, balance, self.threshold_wei, self._clock())
+        self._latest = reading
+        if not reading.low:
+            if self._alerted_at is not None:
+                log.info("signer %s balance recovered: %d wei", self.address, balance)
+            self._alerted_at = None
+            return reading
+        due = self._alerted_at is None or reading.checked_at - self._alerted_at >= self._realert_s
+        if due:
+            log.warning("signer %s balance low: %d wei < %d wei", self.address, balance, self.threshold_wei)
+            self._alerted_at = reading.checked_at
+            if self._on_low is not None:
+                try:
+                    await self._on_low(reading)
+                    self.alerts_sent += 1
+                except Exception as exc:  # noqa: BLE001 - an alert must never stop the minter
+                    log.error("low-balance alert hook failed: %s", type(exc).__name__)
+        return reading
+
+    def health(self) -> dict[str, Any]:
+        """Health detail: the latest reading, or `unknown` before the first check."""
+        if self._latest is None:
+            return {"signer": self.address, "chain_id": self.chain_id, "status": "unknown"}
+        return self._latest.as_health()
+
+    def metrics(self) -> str:
+        """Prometheus text exposition of the latest reading (empty before the first check)."""
+        if self._latest is None:
+            return ""
+        labels = f'chain_id="{self.chain_id}",address="{self.address}"'
+        return (
+            "# TYPE personamint_signer_balance_wei gauge\n"
+            f"personamint_signer_balance_wei{{{labels}}} {self._latest.balance_wei}\n"
+            "# TYPE personamint_signer_balance_low gauge\n"
+            f"personamint_signer_balance_low{{{labels}}} {int(self._latest.low)}\n"
+        )
+
+    async def run(self, interval_s: float, stop: asyncio.Event) -> None:
+        """Check every `interval_s` until `stop` is set; a failed read is logged and retried next time."""
+        while not stop.is_set():
+            try:
+                await self.check()
+            except _NODE_ERRORS as exc:
+                log.warning("balance check for %s failed: %s", self.address, type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+
+
+def webhook_alert(
+    url: str, *, secret: str, client: httpx.AsyncClient | None = None, timeout_s: float = 5.0
+) -> AlertHook:
+    """An alert hook that POSTs the reading as JSON, signed with HMAC-SHA256.
+
+    Header `PersonaMint-Signature: t=<unix seconds>,v1=<hex hmac of "<t>.<body>">`: the
+    receiver recomputes it with the shared secret and rejects stale timestamps.
+    """
+    if not secret:
+        raise ValueError("a webhook needs a signing secret")
+
+    async def send(reading: BalanceReading) -> None:
+        body = json.dumps(
+            {"type": "signer.balance_low", "data": reading.as_health()}, separators=(",", ":"), sort_keys=True
+        ).encode()
+        timestamp = str(int(time.time()))
+        signature = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "PersonaMint-Signature": f"t={timestamp},v1={signature}"}
+        if client is not None:
+            response = await client.post(url, content=body, headers=headers, timeout=timeout_s)
+        else:
+            async with httpx.AsyncClient(trust_env=False) as own:
+                response = await own.post(url, content=body, headers=headers, timeout=timeout_s)
+        response.raise_for_status()
+
+    return send
+
+
+def _redact(url: str) -> str:
+    """scheme://host only: paths and queries of RPC URLs often carry API keys."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host}"
+
+
+async def _disconnect(w3: AsyncWeb3[Any]) -> None:
+    with contextlib.suppress(*_NODE_ERRORS):
+        await w3.provider.disconnect()
+
+
+async def refuse_wrong_chains(settings: Settings) -> None:
+    """Start-up check: every collection's RPC answers with that collection's chain id."""
+    from config.collections import load_collection_configs
+
+    try:
+        await check_collection_chains(
+            load_collection_configs(settings.collections_dir), default_rpc_url=settings.rpc_url
+        )
+    except ChainError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None

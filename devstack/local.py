@@ -1,0 +1,279 @@
+"""Local mode: start the real parts a fresh machine lacks (redis-server, anvil), deploy, spawn processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis as redis_sync
+
+from chain.dev_accounts import dev_account
+from devstack.anvil import AnvilProcess, free_port
+
+# anvil's dev accounts (public keys): 0 administers the contract, 1 is the service's hot minter.
+ADMIN_ACCOUNT = 0
+MINTER_ACCOUNT = 1
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class LocalStackError(RuntimeError):
+    """A local part could not be started."""
+
+
+class RedisServer:
+    """A redis-server child on a free loopback port, AOF on, data in its own directory."""
+
+    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise LocalStackError("redis-server is not installed; run `make install` (apt-get install redis-server)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "redis.log",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        client = redis_sync.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise LocalStackError(f"redis-server exited: {self.process.stderr.read().decode()[-500:]}")  # type: ignore[union-attr]
+            try:
+                if client.ping():
+                    break
+            except redis_sync.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise LocalStackError("redis-server did not answer in time")
+            time.sleep(0.05)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """kill -9: for crash tests."""
+        if self.process:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class ChainInfo:
+    rpc_url: str
+    chain_id: int
+    contract_address: str
+    admin_key: str
+    signer_key: str
+
+
+async def deploy_local_contract(rpc_url: str, state_file: Path | None = None) -> tuple[str, int]:
+    """Deploy PersonaMint unless the saved address still has code on this chain."""
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    from chain.contract import deploy_persona_mint
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+    chain_id = await w3.eth.chain_id
+    if state_file and state_file.exists():
+        saved = json.loads(state_file.read_text())
+        if saved.get("chain_id") == chain_id and len(await w3.eth.get_code(saved["contract_address"])) > 0:
+            return saved["contract_address"], chain_id
+    admin, minter = dev_account(ADMIN_ACCOUNT), dev_account(MINTER_ACCOUNT)
+    deployment = await deploy_persona_mint(
+        w3,
+        admin,
+        name="Persona Mint Genesis",
+        symbol="PMINT",
+        admin=admin.address,
+        minter=minter.address,
+        contract_uri="",
+        royalty_receiver=admin.address,
+        royalty_bps=500,
+    )
+    if state_file:
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps({"chain_id": chain_id, "contract_address": deployment.address}))
+    return deployment.address, chain_id
+
+
+class ServiceProcesses:
+    """The API, pipeline workers, the minter and the housekeeper as separate OS processes, as in production."""
+
+    def __init__(self, env: dict[str, str], *, port: int, log_dir: Path, workers: int = 1) -> None:
+        self.env = {**os.environ, **env, "PERSONAMINT_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+        self.port = port
+        self.log_dir = log_dir
+        self.workers = workers
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self, name: str, command: str) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli", command],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def start(self, timeout_s: float = 60.0) -> ServiceProcesses:
+        self.spawn("api", "api")
+        for index in range(self.workers):
+            self.spawn(f"worker-{index}", "worker")
+        self.spawn("minter", "minter")
+        self.spawn("housekeeper", "housekeeper")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    tail = (self.log_dir / f"{name}.log").read_text()[-2000:]
+                    raise LocalStackError(f"{name} exited with {process.returncode}:\n{tail}")
+            try:
+                with _LOOPBACK.open(f"{self.base_url}/health", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise LocalStackError("the API did not become healthy in time")
+            time.sleep(0.1)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes[name]
+        process.send_signal(sig)
+        process.wait()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class LocalStack:
+    """Everything `serve`, `demo` and the tests need on one machine, all real, all on loopback."""
+
+    def __init__(self, data_dir: Path, *, persistent: bool, block_time: float | None = None) -> None:
+        self.data_dir = data_dir
+        self.persistent = persistent
+        self.block_time = block_time
+        self._stack = ExitStack()
+        self.redis: RedisServer | None = None
+        self.anvil: AnvilProcess | None = None
+
+    def start(self, *, redis_url: str | None = None, rpc_url: str | None = None) -> tuple[str, str]:
+        """Start what is missing; returns (redis_url, rpc_url)."""
+        if not self.persistent and self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if redis_url is None:
+            self.redis = self._stack.enter_context(RedisServer(self.data_dir / "redis"))
+            redis_url = self.redis.url
+        if rpc_url is None:
+            state = self.data_dir / "anvil-state.json" if self.persistent else None
+            self.anvil = self._stack.enter_context(AnvilProcess(block_time=self.block_time, state_path=state))
+            rpc_url = self.anvil.url
+        return redis_url, rpc_url
+
+    def stop(self) -> None:
+        self._stack.close()
+
+
+def service_env(
+    *,
+    redis_url: str,
+    rpc_url: str,
+    contract_address: str,
+    chain_id: int,
+    data_dir: Path,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Environment for child processes; the signer is anvil's public dev key, local only."""
+    return {
+        "PERSONAMINT_ENV": "local",
+        "PERSONAMINT_REDIS_URL": redis_url,
+        "PERSONAMINT_RPC_URL": rpc_url,
+        "PERSONAMINT_CONTRACT_ADDRESS": contract_address,
+        "PERSONAMINT_CHAIN_ID": str(chain_id),
+        "PERSONAMINT_SIGNER_KEY": dev_account(MINTER_ACCOUNT).key.hex(),
+        "PERSONAMINT_DATA_DIR": str(data_dir),
+        **(extra or {}),
+    }
+
+
+async def new_api_key(redis_url: str, tenant: str) -> str:
+    """A fresh API key with every scope for `tenant`: what `serve` and the demo print and use."""
+    from redis.asyncio import Redis
+
+    from api.keys import create_api_key
+
+    client = Redis.from_url(redis_url)
+    try:
+        _, api_key = await create_api_key(client, tenant)
+    finally:
+        await client.aclose()
+    return api_key

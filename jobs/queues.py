@@ -1,0 +1,82 @@
+"""SAQ queues on Redis: the pipeline queue (scaled-out workers) and the mint queue (one minter)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+from saq import Job as SaqJob
+from saq import Queue
+from saq.queue.redis import RedisQueue
+
+from config.settings import Settings
+
+PIPELINE_QUEUE = "pm-pipeline"
+MINT_QUEUE = "pm-mint"
+
+
+class SweepingQueue(RedisQueue):
+    """SAQ's sweep holds a fixed 60 s lock and waits 5 s per dead job; honour our sweep interval instead."""
+
+    sweep_lock_s = 60
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        del lock, abort
+        return await super().sweep(lock=self.sweep_lock_s, abort=1.0)
+
+
+def make_queue(redis: Redis, name: str, *, sweep_s: float | None = None) -> Queue:
+    queue = SweepingQueue(redis, name=name)
+    if sweep_s is not None:
+        queue.sweep_lock_s = max(1, int(sweep_s))
+    return queue
+
+
+def job_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "timeout": settings.job_timeout_s,
+        "heartbeat": settings.job_heartbeat_s,
+        "retries": settings.job_retries,
+        "retry_delay": 0.5,
+        "retry_backoff": 10.0,
+        "ttl": 3600,
+    }
+
+
+async def enqueue_pipeline(queue: Queue, settings: Settings, job_id: str) -> None:
+    # The key makes a repeated enqueue of a live job a no-op.
+    await queue.enqueue("pipeline_job", key=f"pipeline:{job_id}", job_id=job_id, **job_options(settings))
+
+
+async def enqueue_mint(queue: Queue, settings: Settings, job_id: str) -> None:
+    await queue.enqueue("mint_job", key=f"mint:{job_id}", job_id=job_id, **job_options(settings))
+
+
+@contextlib.asynccontextmanager
+async def heartbeat(job: SaqJob | None, every_s: float) -> AsyncIterator[None]:
+    """Touch the SAQ job while work runs, so a dead worker's job is swept but a slow one is not."""
+    if job is None:
+        yield
+        return
+
+    stop = asyncio.Event()
+
+    async def beat() -> None:
+        while True:
+            # Stop by event, not task.cancel(): a cancel landing inside a redis call can be
+            # swallowed there, and a beat that never stops keeps a finished job "active" forever.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+                return
+            with contextlib.suppress(Exception):
+                await job.update()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task

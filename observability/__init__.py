@@ -1,0 +1,1 @@
+"""Logs and metrics: JSON logs with secret redaction, Prometheus metrics of the background processes."""

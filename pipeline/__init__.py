@@ -1,0 +1,1 @@
+"""The pipeline that composes the libraries: profile → style → render → pin, and the provenance it records."""

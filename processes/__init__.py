@@ -1,0 +1,1 @@
+"""Background processes, one module and composition root each: pipeline worker, minter, deliverer, reconciler."""

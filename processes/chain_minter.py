@@ -1,0 +1,354 @@
+"""The minter process: holds the (chain, signer) lease and mints jobs off the mint queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import signal
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from redis.asyncio import BlockingConnectionPool, Redis
+from saq import Worker
+from saq.job import Status
+from saq.queue.redis import RedisQueue
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from chain.contract import PersonaMint
+from chain.errors import ChainError, ContractRevert, InsufficientFunds
+from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
+from chain.journal import TxRecord
+from chain.minter import Minter, MinterConfig, MintProgress, MintTimeout, SendRejected
+from chain.rpc import JsonRpc
+from config.chain_check import BalanceWatch, refuse_wrong_chains, service_signer, webhook_alert
+from config.clients import Core
+from config.settings import Settings
+from jobs.errors import job_error
+from jobs.lease import FencedLease, LeaseLost
+from jobs.queues import MINT_QUEUE, PIPELINE_QUEUE, heartbeat, make_queue
+from jobs.store import TERMINAL, JobStore, job_key
+from observability.logging import job_context
+from observability.metrics import MinterCollector, serve_process_metrics
+
+log = logging.getLogger("personamint.minter")
+
+# Reverts, an empty signer, fees that stayed above the ceiling, and sends the node keeps
+# refusing will not fix themselves by running the same job again.
+PERMANENT = (ContractRevert, InsufficientFunds, FeeCeilingExceeded, SendRejected)
+HEALTH_TTL_S = 30
+HEALTH_EVERY_S = 2.0  # how often the health report (Redis, /metrics) is refreshed
+_HEALTH_PREFIX = "pm:minter:health:"
+
+
+def minter_config(settings: Settings) -> MinterConfig:
+    """The chain library's minter knobs, from the service settings."""
+    return MinterConfig(
+        confirmations=settings.confirmations,
+        poll_s=settings.mint_poll_s,
+        gas_budget=settings.mint_gas_budget,
+        max_batch=settings.mint_max_batch,
+        stall_s=settings.mint_stall_s,
+        stall_blocks=settings.mint_stall_blocks,
+        fees=FeePolicy(
+            ceiling_wei=None if settings.fee_ceiling_gwei is None else int(settings.fee_ceiling_gwei * GWEI),
+            priority_fee_wei=None if settings.fee_priority_gwei is None else int(settings.fee_priority_gwei * GWEI),
+            legacy=settings.fee_legacy,
+        ),
+        max_fee_wait_s=settings.fee_max_wait_s,
+        low_balance_wei=int(settings.signer_low_balance_eth * 10**18),
+        logs_from_block=settings.contract_deploy_block,
+    )
+
+
+class RedisMintJournal:
+    """The minter's unconfirmed transactions in one Redis hash; writes are fenced by the lease."""
+
+    def __init__(self, redis: Redis, lease: FencedLease, chain_id: int, signer: str) -> None:
+        self.redis = redis
+        self.lease = lease
+        self.key = f"pm:minter:{chain_id}:{signer}:txs"
+
+    async def load(self) -> list[TxRecord]:
+        raw = await self.redis.hgetall(self.key)
+        return sorted((TxRecord.from_json(value) for value in raw.values()), key=lambda record: record.nonce)
+
+    async def put(self, record: TxRecord) -> None:
+        await self.lease.hset(self.key, str(record.nonce), record.to_json())
+
+    async def delete(self, nonce: int) -> None:
+        await self.lease.hdel(self.key, str(nonce))
+
+
+class _MintQueue(RedisQueue):
+    """The mint queue with a sweep that re-queues lost jobs without aborting them first.
+
+    SAQ's sweep waits up to 5 s per job for its (dead) worker to acknowledge an abort, and
+    it sweeps a job that was just dequeued but not yet marked active; the abort then races
+    the worker's own status writes and can leave the job in no list at all. A mint job is
+    idempotent (the minter dedupes by request id), so a stuck job is simply re-queued, and a
+    job seen not-yet-active is re-queued only if it is still so at the next sweep.
+    """
+
+    def __init__(self, redis: Redis, *, sweep_every_s: float) -> None:
+        super().__init__(redis, name=MINT_QUEUE)
+        self._sweep_every_s = max(1, int(sweep_every_s))
+        self._not_active: set[str] = set()
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        if not await self.redis.set(self.namespace("sweep"), 1, ex=self._sweep_every_s, nx=True):
+            return []
+        swept = []
+        seen_not_active = set()
+        for raw_id in await self.redis.lrange(self.namespace("active"), 0, -1):
+            job_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+            saq_job = await self.job(self.job_key_from_id(job_id))
+            if saq_job is None:
+                await self.redis.lrem(self.namespace("active"), 0, job_id)
+                continue
+            if saq_job.status != Status.ACTIVE and not saq_job.stuck:
+                seen_not_active.add(job_id)
+                if job_id not in self._not_active:
+                    continue
+            elif not saq_job.stuck:
+                continue
+            await self.retry(saq_job, error="swept")
+            swept.append(job_id)
+        self._not_active = seen_not_active - set(swept)
+        return swept
+
+
+async def retry_orphans(queue: RedisQueue) -> int:
+    """Put the jobs a dead predecessor held back on the queue at once (we hold the lease, so it is dead)."""
+    active = await queue.redis.lrange(queue.namespace("active"), 0, -1)
+    retried = 0
+    for raw_id in active:
+        job_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        saq_job = await queue.job(queue.job_key_from_id(job_id))
+        if saq_job is None:
+            await queue.redis.lrem(queue.namespace("active"), 0, job_id)
+            continue
+        await queue.retry(saq_job, error="the minter holding it stopped")
+        retried += 1
+    return retried
+
+
+async def mint_job(ctx: dict[str, Any], *, job_id: str) -> str:
+    """SAQ entry point (its name is the queue's function name); every log line carries the job id."""
+    with job_context(job_id):
+        return await _mint_job(ctx, job_id)
+
+
+async def _mint_job(ctx: dict[str, Any], job_id: str) -> str:
+    core: Core = ctx["core"]
+    minter: Minter = ctx["minter"]
+    saq_job = ctx.get("job")
+    job = await core.jobs.get(job_id)
+    if job is None:
+        return "missing"
+    if job.status in TERMINAL:
+        return job.status
+    pin = job.stages.get("pin")
+    if pin is None:
+        await core.jobs.fail(job_id, {"code": "not_pinned", "message": "the job reached the minter without a pin"})
+        return "failed"
+    shown: dict[str, str | None] = {"detail": None}
+
+    async def on_progress(progress: MintProgress) -> None:
+        if progress.state == "sent" and progress.tx_hash:
+            await core.redis.hset(job_key(job_id), "mint_tx", progress.tx_hash)
+        # Only waits and setbacks are worth a status event; a plain send is in `mint_tx`.
+        if progress.state in ("waiting", "requeued") or shown["detail"] is not None:
+            detail = progress.detail if progress.state in ("waiting", "requeued") else None
+            if detail != shown["detail"]:
+                shown["detail"] = detail
+                await core.jobs.set_status(job_id, "minting", detail=detail or progress.detail)
+
+    started = asyncio.get_running_loop().time()
+    # Finish before SAQ's own timeout would cancel us: a cancelled job could not record why it
+    # ended. The request stays tracked by the minter, so the retry picks it up where it is.
+    deadline_s = max(1.0, core.settings.job_timeout_s - 10.0)
+    try:
+        async with heartbeat(saq_job, core.settings.job_heartbeat_s / 3):
+            try:
+                receipt = await asyncio.wait_for(
+                    minter.mint(
+                        bytes.fromhex(job.request_id.removeprefix("0x")),
+                        job.recipient,
+                        pin["token_uri"],
+                        on_progress=on_progress,
+                    ),
+                    deadline_s,
+                )
+            except TimeoutError:
+                raise MintTimeout(f"not confirmed within {deadline_s:.0f}s; the request is still tracked") from None
+    except PERMANENT as exc:
+        await core.jobs.fail(job_id, job_error(exc))
+        return "failed"
+    except Exception as exc:
+        log.warning("mint for %s failed: %s", job_id, type(exc).__name__)
+        if saq_job is not None and saq_job.attempts >= saq_job.retries:
+            await core.jobs.fail(job_id, job_error(exc))
+        raise
+    seconds = asyncio.get_running_loop().time() - started
+    await core.jobs.save_stage(
+        job_id,
+        "mint",
+        {
+            "token_id": receipt.token_id,
+            "tx_hash": receipt.tx_hash,
+            "block_number": receipt.block_number,
+            # This token's share of the (batch) transaction's gas.
+            "gas_used": receipt.gas_used,
+            "batch_size": receipt.batch_size,
+            "contract": minter.contract.address,
+            "chain_id": ctx["chain_id"],
+            "already_minted": receipt.already_minted,
+        },
+        seconds,
+    )
+    await core.jobs.set_status(job_id, "confirmed", extra={"token_id": receipt.token_id})
+    return "confirmed"
+
+
+async def publish_health(redis: Redis, minter: Minter, chain_id: int) -> None:
+    """Write the minter's health and counters where any process can read them (see `minter_health`)."""
+    health = minter.health()
+    document = {**health.__dict__, "chain_id": chain_id, "at": time.time()}
+    await redis.set(f"{_HEALTH_PREFIX}{chain_id}:{health.signer}", json.dumps(document), ex=HEALTH_TTL_S)
+
+
+async def minter_health(redis: Redis) -> list[dict[str, Any]]:
+    """Every live minter's last health report (signer balance, low_balance, stuck transactions, counters).
+
+    An empty list means no minter has reported in the last HEALTH_TTL_S seconds.
+    """
+    reports = []
+    async for key in redis.scan_iter(match=f"{_HEALTH_PREFIX}*"):
+        raw = await redis.get(key)
+        if raw:
+            reports.append(json.loads(raw))
+    return reports
+
+
+async def _minter_core(settings: Settings) -> Core:
+    """The shared clients, on a Redis pool that waits for a free connection instead of failing.
+
+    SAQ runs mint_concurrency jobs at once and each holds Redis connections (job record,
+    heartbeat, progress); the default pool raises "Too many connections" past 100.
+    """
+    core = Core.create(settings)
+    assert settings.redis_url is not None
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=2 * settings.mint_concurrency + 32, timeout=30
+    )
+    redis = Redis(connection_pool=pool)
+    await core.redis.aclose()
+    return dataclasses.replace(
+        core,
+        redis=redis,
+        jobs=JobStore(redis),
+        pipeline_queue=make_queue(redis, PIPELINE_QUEUE),
+        mint_queue=make_queue(redis, MINT_QUEUE),
+    )
+
+
+async def run_minter(settings: Settings) -> None:
+    if not (settings.rpc_url and settings.contract_address):
+        raise SystemExit("the minter needs PERSONAMINT_RPC_URL and PERSONAMINT_CONTRACT_ADDRESS")
+    core = await _minter_core(settings)
+    rpc = JsonRpc(settings.rpc_url, timeout_s=settings.rpc_timeout_s)
+    chain_id = int(await rpc.call("eth_chainId"), 16)
+    if settings.chain_id is not None and chain_id != settings.chain_id:
+        raise SystemExit(f"RPC chain id {chain_id} differs from PERSONAMINT_CHAIN_ID {settings.chain_id}")
+    await refuse_wrong_chains(settings)
+    try:
+        account = await service_signer(settings, chain_id=chain_id)
+    except ChainError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None
+    lease = FencedLease(core.redis, f"minter:{chain_id}:{account.address}", settings.lease_ttl_s)
+    log.info("minter for %s on chain %d waiting for its lease", account.address, chain_id)
+    await lease.acquire(poll_s=min(0.5, settings.lease_ttl_s / 4))
+    log.info("minter holds lease fence %s", lease.token)
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_url))
+    contract = PersonaMint(w3, settings.contract_address)
+    journal = RedisMintJournal(core.redis, lease, chain_id, account.address)
+    minter = Minter(rpc, account, contract, minter_config(settings), journal=journal, chain_id=chain_id)
+    await minter.start()
+    queue = _MintQueue(core.redis, sweep_every_s=settings.sweep_s)
+    orphans = await retry_orphans(queue)
+    if orphans:
+        log.info("requeued %d mint jobs the previous minter held", orphans)
+
+    worker = Worker(
+        queue,
+        functions=[mint_job],
+        concurrency=settings.mint_concurrency,
+        timers={"sweep": max(1, int(settings.sweep_s)), "schedule": 1, "abort": 1},
+    )
+    worker.context.update({"core": core, "minter": minter, "chain_id": chain_id})  # type: ignore[typeddict-item]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def keep_lease() -> None:
+        while not stop.is_set():
+            await asyncio.sleep(settings.lease_ttl_s / 3)
+            try:
+                held = await lease.renew()
+            except Exception as exc:  # noqa: BLE001 - a Redis blip is retried until the lease runs out
+                log.warning("lease renewal failed: %s", exc)
+                continue
+            if not held:
+                log.error("lost the minter lease; stopping")
+                stop.set()
+
+    collector = MinterCollector()
+    stop_metrics = None
+    if settings.metrics_port is not None:
+        registry = CollectorRegistry()
+        registry.register(collector)
+        stop_metrics = serve_process_metrics(registry, settings.metrics_host, settings.metrics_port)
+
+    async def report_health() -> None:
+        while not stop.is_set():
+            collector.update(minter.health())
+            with contextlib.suppress(Exception):
+                await publish_health(core.redis, minter, chain_id)
+            await asyncio.sleep(HEALTH_EVERY_S)
+
+    background = [asyncio.create_task(keep_lease()), asyncio.create_task(report_health())]
+    if settings.alert_webhook_url and settings.alert_webhook_secret:
+        # The minter logs and counts a low balance itself; this adds the signed webhook for on-call.
+        watch = BalanceWatch(
+            w3,
+            account.address,
+            chain_id=chain_id,
+            threshold_wei=int(settings.signer_low_balance_eth * 10**18),
+            on_low=webhook_alert(settings.alert_webhook_url, secret=settings.alert_webhook_secret.get_secret_value()),
+        )
+        background.append(asyncio.create_task(watch.run(settings.balance_check_s, stop)))
+    task = asyncio.create_task(worker.start())
+    # SAQ installs its own SIGTERM/SIGINT handlers when it starts, so a signal ends the worker
+    # task rather than setting `stop`: wait for either.
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    stopping.cancel()
+    await worker.stop()
+    await minter.stop()
+    for pending in (task, *background):
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, LeaseLost):
+            await pending
+    await lease.release()
+    if stop_metrics is not None:
+        stop_metrics()
+    await rpc.close()
+    await w3.provider.disconnect()
+    await core.close()

@@ -1,0 +1,205 @@
+"""The pipeline worker process: takes jobs off the pipeline queue and runs them to 'minting'."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from saq import Worker
+
+from config.chain_check import refuse_wrong_chains
+from config.clients import Core
+from config.settings import Settings
+from ipfs.pinning import CIDMismatch, PinningRejected
+from ipfs.pinning.redundant import aclose_pinner, build_pinner
+from jobs.errors import job_error
+from jobs.keys import preview_image_key
+from jobs.queues import enqueue_mint, heartbeat
+from jobs.store import TERMINAL
+from observability.logging import job_context
+from observability.metrics import WorkerMetrics, serve_process_metrics
+from personalization.errors import StyleDNAError
+from personalization.rpc import JsonRpcClient
+from personalization.style import StyleDNA, StyleParams
+from pipeline.build import build_personalizer
+from pipeline.runner import Pipeline, PipelineDeps, Renderer, procedural_renderer
+from render.errors import RenderError
+from render.result import RenderResult
+
+log = logging.getLogger("personamint.worker")
+
+# Errors that no retry can fix: the job ends failed at once. History errors are
+# transport trouble and are retried; so are pin timeouts (a retry reuses the live pin request).
+PERMANENT = (RenderError, StyleDNAError, CIDMismatch, PinningRejected)
+
+
+async def pipeline_job(ctx: dict[str, Any], *, job_id: str) -> str:
+    """SAQ entry point (its name is the queue's function name); every log line carries the job id."""
+    with job_context(job_id):
+        return await _pipeline_job(ctx, job_id)
+
+
+async def _pipeline_job(ctx: dict[str, Any], job_id: str) -> str:
+    core: Core = ctx["core"]
+    pipeline: Pipeline = ctx["pipeline"]
+    saq_job = ctx.get("job")
+    job = await core.jobs.get(job_id)
+    if job is None:
+        log.warning("job %s vanished", job_id)
+        return "missing"
+    if job.status in TERMINAL:
+        return job.status
+    metrics: WorkerMetrics = ctx["metrics"]
+    await core.jobs.bump_attempts(job_id)
+    try:
+        async with heartbeat(saq_job, core.settings.job_heartbeat_s / 3):
+            await pipeline.run(job)
+    except PERMANENT as exc:
+        await core.jobs.fail(job_id, job_error(exc))
+        metrics.jobs.labels("failed").inc()
+        return "failed"
+    except Exception as exc:
+        metrics.jobs.labels("failed" if await _fail_if_last_attempt(core, saq_job, job_id, exc) else "retry").inc()
+        raise
+    await core.jobs.set_status(job_id, "minting")
+    await enqueue_mint(core.mint_queue, core.settings, job_id)
+    metrics.jobs.labels("minting").inc()
+    return "minting"
+
+
+async def preview_job(
+    ctx: dict[str, Any], *, collection: str, params: dict[str, Any], seed: int, preview_id: str, ttl_s: int
+) -> dict[str, Any]:
+    """Render a preview with this worker's renderer (the one mints get); the PNG goes to Redis for the API."""
+    core: Core = ctx["core"]
+    pipeline: Pipeline = ctx["pipeline"]
+    dna = core.collections[collection]
+    result, _ = await pipeline.deps.renderer(dna, StyleParams.from_dict(params), seed)
+    await core.redis.set(preview_image_key(preview_id), result.png, ex=ttl_s)
+    ctx["metrics"].previews.inc()
+    return {
+        "width": result.width,
+        "height": result.height,
+        "pixel_sha256": result.pixel_sha256,
+        "image_sha256": result.file_sha256,
+        "renderer": result.renderer,
+    }
+
+
+async def _fail_if_last_attempt(core: Core, saq_job: Any, job_id: str, exc: BaseException) -> bool:
+    """Record the failure when no retry is left; True when this was the job's last attempt."""
+    log.warning("job %s attempt failed: %s", job_id, type(exc).__name__)
+    if saq_job is not None and saq_job.attempts >= saq_job.retries:
+        await core.jobs.fail(job_id, job_error(exc))
+        return True
+    return False
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    core = Core.create(settings)
+    assert settings.rpc_url is not None, "PERSONAMINT_RPC_URL is not set"
+    rpc = JsonRpcClient(settings.rpc_url)
+    pinner = build_pinner(
+        settings.pinner_configs(), local=core.store, policy=settings.pin_policy, wait=settings.pin_wait_policy()
+    )
+    renderer: Renderer = procedural_renderer
+    if settings.renderer == "diffusion":
+        renderer, ctx["batcher"] = await diffusion_renderer(settings, core)
+    metrics = WorkerMetrics()
+    ctx["metrics"] = metrics
+    if settings.metrics_port is not None:
+        ctx["stop_metrics"] = serve_process_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
+    ctx["core"] = core
+    ctx["rpc"] = rpc
+    ctx["pinner"] = pinner
+    personalizer = build_personalizer(settings, rpc, core.redis)
+    ctx["personalizer"] = personalizer
+    ctx["pipeline"] = Pipeline(
+        PipelineDeps(
+            jobs=core.jobs,
+            personalizer=personalizer,
+            collections=core.collections,
+            pinner=pinner,
+            store=core.store,
+            renderer=renderer,
+            on_stage=metrics.observe_stage,
+        )
+    )
+
+
+async def diffusion_renderer(settings: Settings, core: Core) -> tuple[Renderer, Any]:
+    """Load the diffusion model once per worker, warm it, and micro-batch renders onto it."""
+    import asyncio
+
+    from render.batching import MicroBatcher
+    from render.diffusion import DiffusionRecipe, DiffusionRenderer, DiffusionRequest
+
+    assert settings.model_path is not None  # settings refuse renderer=diffusion without it
+    recipes = {cid: DiffusionRecipe.from_dna(dna) for cid, dna in core.collections.items()}
+    loras = {r.lora: settings.lora_dir / f"{r.lora}.safetensors" for r in recipes.values() if r.lora}
+    model = await asyncio.to_thread(
+        DiffusionRenderer.load,
+        settings.model_path,
+        device=settings.device,
+        dtype=settings.dtype,
+        model_kind=settings.model_kind,
+        config_path=settings.model_config_path,
+        loras=loras,
+        compile=settings.compile,
+        compile_mode=settings.compile_mode,
+        max_batch_size=settings.render_batch_size,
+        model_id=settings.model_id,
+    )
+    batcher = MicroBatcher(
+        model.render_batch,
+        max_batch_size=settings.render_batch_size,
+        max_wait_ms=settings.render_batch_wait_ms,
+        key=lambda request: request.batch_key,
+    )
+    for cid, dna in core.collections.items():
+        recipe = recipes[cid]
+        await batcher.call(
+            model.warmup,
+            recipe,
+            recipe.width or dna.width,
+            recipe.height or dna.height,
+            range(1, settings.render_batch_size + 1),
+        )
+
+    async def render(dna: StyleDNA, params: StyleParams, seed: int) -> tuple[RenderResult, dict[str, Any]]:
+        out = await batcher.submit(DiffusionRequest.for_job(dna, params, seed))
+        return out.result, out.provenance
+
+    return render, batcher
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if ctx.get("stop_metrics") is not None:
+        ctx["stop_metrics"]()
+    await ctx["personalizer"].aclose()
+    if ctx.get("batcher") is not None:
+        await ctx["batcher"].aclose()
+    await aclose_pinner(ctx["pinner"])
+    await ctx["rpc"].aclose()
+    await ctx["core"].close()
+
+
+async def run_worker(settings: Settings) -> None:
+    await refuse_wrong_chains(settings)
+    core = Core.create(settings)
+    worker = Worker(
+        core.pipeline_queue,
+        functions=[pipeline_job, preview_job],
+        concurrency=settings.pipeline_concurrency,
+        startup=startup,
+        shutdown=shutdown,
+        timers={"sweep": max(1, int(settings.sweep_s)), "schedule": 1, "abort": 1},
+    )
+    worker.context["settings"] = settings  # type: ignore[typeddict-unknown-key]
+    log.info("pipeline worker starting (concurrency %d)", settings.pipeline_concurrency)
+    try:
+        # SAQ installs its own SIGINT/SIGTERM handlers; start() returns once one arrives.
+        await worker.start()
+    finally:
+        await core.close()

@@ -1,0 +1,63 @@
+"""The reconciler: re-enqueues open jobs that no queue holds any more."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from jobs.store import TERMINAL, JobStore
+
+log = logging.getLogger("personamint.reconciler")
+
+
+class Reconciler:
+    """Re-enqueue open jobs that no queue holds any more: the safety net under "nothing accepted is lost".
+
+    A queue can drop a job: SAQ's sweep takes a dead worker's job off every list and puts it back
+    a few seconds later, so a sweeper that dies in between orphans it; an enqueue can fail after
+    the accept when Redis goes away. Enqueues are keyed, so re-enqueueing a job that a queue
+    still holds is a no-op; this loop does it for every job open longer than `after_s`.
+    """
+
+    def __init__(
+        self,
+        jobs: JobStore,
+        *,
+        enqueue_pipeline: Callable[[str], Awaitable[None]],
+        enqueue_mint: Callable[[str], Awaitable[None]],
+        every_s: float,
+        after_s: float,
+    ) -> None:
+        self.jobs = jobs
+        self.enqueue_pipeline = enqueue_pipeline
+        self.enqueue_mint = enqueue_mint
+        self.every_s = every_s
+        self.after_s = after_s
+        self._stop = asyncio.Event()
+
+    async def run_once(self) -> int:
+        revived = 0
+        for job_id, status in await self.jobs.open_jobs(created_before=time.time() - self.after_s):
+            if status in TERMINAL:
+                continue
+            if status == "minting":
+                await self.enqueue_mint(job_id)
+            else:
+                await self.enqueue_pipeline(job_id)
+            revived += 1
+        return revived
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.run_once()
+            except Exception as exc:  # noqa: BLE001 - Redis away: try again next round
+                log.warning("reconciler: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.every_s)
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,1 @@
+"""Outbound webhooks: the one HMAC scheme and the bodies the service sends."""
