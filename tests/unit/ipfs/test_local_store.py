@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chain import ipfs
+from ipfs import cid as ipfs
 from ipfs.cid import InvalidCID, cid_for_bytes
 from ipfs.pinning import CIDMismatch, PinnedObject, Pinner, PinningError
 from ipfs.pinning.local import LocalStore
