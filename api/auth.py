@@ -7,18 +7,15 @@ auto-pipelined connection (api.redismux)."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from litestar import Request
 from litestar.connection import ASGIConnection
 
 from api.errors import ApiError
 from api.keys import KEY_PREFIX, SCOPES, SESSION_PREFIX, digest, key_record_key
 from api.redismux import RedisMux
 from jobs.ratelimit import GCRA_LUA, Decision, Limit
-from jobs.store import job_key
 
 _AUTHENTICATE = (
     GCRA_LUA
@@ -160,37 +157,8 @@ class Authenticator:
         return caller, decision, burst, prefetched
 
 
-_JOB_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
-
-
-REFUSED = "pm_refused"  # scope key: a refusal decided before routing, raised by the route's hook
-
-
-def requires(scope: str, *, prefetch_job: bool = False) -> Any:
-    """A `before_request` hook: authenticate, charge the bucket, check the scope; the Caller lands in state.
-
-    A hook rather than a Litestar guard: it runs at the same point (before the body is parsed,
-    so a bad key is a 401 whatever the body), but Litestar copies the route handler for every
-    guard call, which is a measurable part of a status read. With `prefetch_job`, the route's
-    `{job_id}` record is read in the same Redis round trip and left in state as `prefetched_job`.
-    """
-
-    async def authorize(request: Request[Any, Any, Any]) -> None:
-        # Refused by the layer in front of the router (api.app.StatusReads): raised here, so the
-        # refusal becomes the same problem document, and the bucket is not charged twice.
-        refused: BaseException | None = request.scope.pop(REFUSED, None)  # type: ignore[misc]
-        if refused is not None:
-            raise refused
-        authenticator: Authenticator = request.app.state.authenticator
-        prefetch = None
-        if prefetch_job:
-            job_id = request.path_params.get("job_id", "")
-            prefetch = job_key(job_id) if _JOB_ID.match(job_id) else None
-        done = await authenticator.authenticate(request.headers.get("authorization"), prefetch)
-        admit(request.scope, done, scope)
-
-    authorize.__name__ = f"requires_{scope}"
-    return authorize
+# Scope key: a refusal decided before routing, raised by the route's hook (api.routes.common.requires).
+REFUSED = "pm_refused"
 
 
 def admit(asgi_scope: Any, done: Authentication, scope: str) -> Caller:

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -118,7 +119,7 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "The service failed; it has been logged.", request)
 
 
-EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: api_error_handler,
     HTTPException: http_exception_handler,
     RedisConnectionError: unavailable_handler,

@@ -38,7 +38,7 @@ def verify_signature(
         raise ApiError(401, "stale_timestamp", f"the timestamp is outside the {tolerance_s} s window")
 
 
-def json_pointer(document: Any, pointer: str) -> Any:
+def json_pointer(document: object, pointer: str) -> object:
     """RFC 6901 lookup; None where the path does not exist."""
     if pointer == "":
         return document
@@ -63,7 +63,7 @@ class InboundEvent:
     event_id: str
     event_type: str
     mapped: bool  # False: a type this source does not turn into mints (acknowledged, ignored)
-    recipient: Any = None
+    recipient: object = None  # whatever the event holds there: checked as an address by the mint
     collection: str = ""
     context: dict[str, Any] | None = None
 

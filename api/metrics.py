@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import time
-from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -65,7 +64,7 @@ class RequestContext:
         self.metrics = metrics
         self.log_requests = log_requests
         self.bypass = bypass
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
         series = self._series.get((method, route, status))

@@ -4,7 +4,7 @@ A preview renders with edition = the recipient's current counter and seed = deri
 values the wallet's next accepted mint will get, so the image is the one that mint produces
 (as long as the wallet's on-chain history does not change in between). Profile and style come
 from the same Personalizer the worker builds (history source, cache, orchestrator: one place,
-api.services); the render itself is a `preview_job` on the pipeline queue, run by a worker with
+pipeline.build); the render itself is a `preview_job` on the pipeline queue, run by a worker with
 the worker's renderer (a GPU one included), so the API process never renders. Results are
 cached in Redis; the PNG is served from an unguessable, expiring capability URL.
 """
@@ -16,14 +16,16 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from redis.asyncio import Redis
 from saq import Queue
 from saq.queue.base import JobError
 
 from api.errors import ApiError
+from api.schemas import ProfileView
 from jobs.keys import preview_image_key
 from jobs.store import derive_seed
 from personalization.profile import WalletProfile
@@ -35,6 +37,16 @@ _HIDDEN_PROFILE_FIELDS = ("address", "chain_id", "context")
 
 def profile_view(profile: WalletProfile) -> dict[str, Any]:
     return {k: v for k, v in profile.to_dict().items() if k not in _HIDDEN_PROFILE_FIELDS}
+
+
+class RenderedPreview(TypedDict):
+    """What a worker's `preview_job` answers (the PNG itself waits in Redis under `preview_image_key`)."""
+
+    width: int
+    height: int
+    pixel_sha256: str
+    image_sha256: str
+    renderer: str
 
 
 @dataclass
@@ -54,7 +66,7 @@ class PreviewService:
         self._renders = asyncio.Semaphore(deps.concurrency)
         self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
-    async def _once(self, key: str, compute: Any) -> dict[str, Any]:
+    async def _once(self, key: str, compute: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         """Concurrent identical requests share one computation (per process)."""
         pending = self._inflight.get(key)
         if pending is not None:
@@ -62,7 +74,7 @@ class PreviewService:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            result: dict[str, Any] = await compute()
+            result = await compute()
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: the waiters (if any) re-raise it
@@ -72,22 +84,22 @@ class PreviewService:
         future.set_result(result)
         return result
 
-    async def profile_and_style(self, address: str, collection: str) -> dict[str, Any]:
+    async def profile_and_style(self, address: str, collection: str) -> ProfileView:
         dna = self.deps.collections[collection]
         # No cache of our own: the personalizer's history cache keys summaries by block, as the worker's does.
         profile = await self.deps.personalizer.profile(address, {})
         orchestration = await self.deps.personalizer.style(profile, dna)
-        return {
-            "address": address,
-            "collection": collection,
-            "block_number": profile.block_number,
-            "profile": profile_view(profile),
-            "persona": orchestration.persona,
-            "style": orchestration.params.to_dict(),
-        }
+        return ProfileView(
+            address=address,
+            collection=collection,
+            block_number=profile.block_number,
+            profile=profile_view(profile),
+            persona=orchestration.persona,
+            style=orchestration.params.to_dict(),
+        )
 
     async def preview(self, recipient: str, collection: str, context: dict[str, Any]) -> dict[str, Any]:
-        """The next mint's image for this wallet; (view, cached?)."""
+        """The next mint's image for this wallet; `cached` says whether it was rendered before."""
         redis = self.deps.redis
         raw_edition = await redis.get(f"pm:edition:{collection}:{recipient.lower()}")
         edition = int(raw_edition) if raw_edition is not None else 0
@@ -127,11 +139,11 @@ class PreviewService:
 
         return {**await self._once(cache_key, compute), "cached": False}
 
-    async def _render(self, collection: str, params: dict[str, Any], seed: int, preview_id: str) -> dict[str, Any]:
+    async def _render(self, collection: str, params: dict[str, Any], seed: int, preview_id: str) -> RenderedPreview:
         """A worker renders it (and stores the PNG); no worker within the deadline → a retryable 503."""
         timeout_s = self.deps.render_timeout_s
         try:
-            result: dict[str, Any] | None = await self.deps.render_queue.apply(
+            result: RenderedPreview | None = await self.deps.render_queue.apply(
                 "preview_job",
                 timeout=timeout_s,  # SAQ: how long to wait, and the job's own timeout
                 poll_interval=0.05,

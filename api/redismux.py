@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -78,9 +79,13 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(error)
 
 
+# redis-py's own mapping of an error reply to its exception type (unannotated there).
+_parse_error: Callable[[str], Exception] = BaseParser.parse_error
+
+
 def _response_error(error: ResponseError) -> Exception:
     """redis-py's own mapping: LOADING → BusyLoadingError (a ConnectionError: 503), NOSCRIPT, NOAUTH, …"""
-    return BaseParser.parse_error(str(error))  # type: ignore[no-any-return]
+    return _parse_error(str(error))
 
 
 class RedisMux:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import defunct_hash_message, encode_defunct
 from eth_utils.address import is_checksum_address
@@ -24,8 +24,8 @@ from redis.asyncio import Redis
 
 from api.errors import ApiError
 from api.keys import SCOPES, SESSION_PREFIX, digest
+from chain.rpc import JsonRpc, RpcCallError
 from personalization.errors import HistoryError
-from personalization.rpc import JsonRpcClient, RpcCallError
 
 _PREAMBLE = " wants you to sign in with your Ethereum account:"
 _SCHEME = r"[A-Za-z][A-Za-z0-9+\-.]*"
@@ -213,7 +213,7 @@ def personal_sign_hash(message: str) -> bytes:
 class ContractWallets:
     """Asks a wallet contract whether it signed (EIP-1271), over any EVM JSON-RPC endpoint."""
 
-    def __init__(self, rpc: JsonRpcClient) -> None:
+    def __init__(self, rpc: JsonRpc) -> None:
         self.rpc = rpc
 
     async def signed(self, address: str, message_hash: bytes, signature: bytes) -> bool:

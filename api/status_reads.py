@@ -13,6 +13,7 @@ from api.auth import REFUSED, admit
 from api.metrics import header_value
 from api.routes.common import JOB_ID_MAX
 from api.routes.mints import STATUS_ROUTE, owned_job, status_view
+from api.state import api_state
 from jobs.store import TERMINAL, job_key
 
 _TERMINAL_BYTES = frozenset(status.encode() for status in TERMINAL)
@@ -56,7 +57,7 @@ class StatusReads:
         await self.app(scope, receive, send)
 
     async def _read(self, scope: dict[str, Any], job_id: str) -> bytes | None:
-        state = self.litestar.state
+        state = api_state(self.litestar)
         kept = self.ended.get(job_id)
         try:
             authorization = header_value(cast(Scope, scope), b"authorization")

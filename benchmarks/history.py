@@ -36,10 +36,9 @@ from chain.dev_accounts import dev_account
 from devstack.anvil import AnvilProcess, free_port
 from devstack.local import RedisServer
 from personalization.cache import CachedHistory, HistoryCache
-from personalization.history import RpcHistorySource, wallet_topic_filters
+from personalization.history import RpcHistorySource, history_rpc, wallet_topic_filters
 from personalization.profile import build_profile
 from personalization.registry import ContractRegistry
-from personalization.rpc import JsonRpcClient
 from tests.support.log_emitter import Chain, Kind, fresh_address
 
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -101,7 +100,7 @@ async def measure(
     cached_calls: dict[str, int] = {}
     profile = None
     try:
-        async with JsonRpcClient(proxy_url) as rpc:
+        async with history_rpc(proxy_url) as rpc:
             source = RpcHistorySource(rpc, window=10_000, concurrency=4)
             await source.chain_id()  # once per process in the service, too
             for _ in range(runs):
@@ -157,7 +156,7 @@ async def naive_scan(proxy_url: str, wallet: str, start: int, end: int) -> tuple
     found = 0
     calls = 0
     started = time.perf_counter()
-    async with JsonRpcClient(proxy_url) as rpc:
+    async with history_rpc(proxy_url) as rpc:
         for number in range(start, end + 1):
             for topics in wallet_topic_filters(wallet):
                 logs = await rpc.call(

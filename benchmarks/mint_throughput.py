@@ -34,6 +34,7 @@ from chain.contract import PersonaMint, _abi, deploy_persona_mint
 from chain.dev_accounts import dev_account
 from chain.minter import Minter, MinterConfig
 from chain.rpc import JsonRpc
+from chain.web3 import connect_web3
 from devstack.anvil import AnvilProcess
 
 
@@ -57,9 +58,7 @@ def _requests(count: int) -> list[tuple[bytes, str, str]]:
 
 
 async def _deploy(url: str) -> str:
-    from web3 import AsyncHTTPProvider, AsyncWeb3
-
-    w3 = AsyncWeb3(AsyncHTTPProvider(url))
+    w3 = connect_web3(url)
     admin, minter = dev_account(0), dev_account(1)
     deployment = await deploy_persona_mint(
         w3, admin, name="Bench", symbol="BENCH", admin=admin.address, minter=minter.address
@@ -90,9 +89,7 @@ def naive(url: str, address: str, count: int) -> Run:
 
 
 async def ours(url: str, address: str, count: int, config: MinterConfig) -> Run:
-    from web3 import AsyncHTTPProvider, AsyncWeb3
-
-    w3 = AsyncWeb3(AsyncHTTPProvider(url))
+    w3 = connect_web3(url)
     rpc = JsonRpc(url)
     minter = Minter(rpc, dev_account(1), PersonaMint(w3, address), config)
     requests = _requests(count)
@@ -107,7 +104,7 @@ async def ours(url: str, address: str, count: int, config: MinterConfig) -> Run:
     for receipt in receipts:
         by_tx[receipt.tx_hash] = (receipt.gas_used or 0) * receipt.batch_size
     gas_total = sum(by_tx.values())
-    await rpc.close()
+    await rpc.aclose()
     await w3.provider.disconnect()
     return Run("chain.minter (batched, pipelined)", count, seconds, gas_total / count, len(by_tx))
 

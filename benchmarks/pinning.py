@@ -2,7 +2,7 @@
 
 Run from the repository root: `python -m benchmarks.pinning [--runs N] [--sizes-mb 1,5]`.
 Needs `npm ci` (for mock-ipfs-pinning-service). Servers: the Kubo RPC and Pinata
-stand-ins from tests/pinning_servers.py and the npm pinning-service mock, all on
+stand-ins from tests/support/pinning_servers.py and the npm pinning-service mock, all on
 loopback, so the figures are client + protocol overhead, not network or IPFS
 fetch time. Every run pins fresh random bytes and checks the service's CID
 against chain.ipfs.cid_for_bytes (for 5 MB: a dag-pb root over 20 raw leaves).

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
@@ -73,8 +72,9 @@ _REVERT_CLASSES: dict[str, type[ContractRevert]] = {
 # Gas estimates are exact for the state they ran on; the state can move before inclusion
 # (e.g. a batch entry that was going to be skipped gets minted instead), so leave room.
 _GAS_MARGIN_NUM, _GAS_MARGIN_DEN = 6, 5
-# What talking to a node can raise; anything else (TypeError, ...) is a bug and propagates.
-_NODE_ERRORS = (Web3Exception, aiohttp.ClientError, OSError, TimeoutError)
+# What talking to a node can raise (web3's errors, and chain.rpc's once its retries are spent);
+# anything else (TypeError, ...) is a bug and propagates.
+_NODE_ERRORS = (Web3Exception, ChainError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ def _translate(exc: BaseException) -> ChainError:
         if "nonce" in lowered or "already known" in lowered:
             return NonceError(message)
         return RpcError(message)
-    if isinstance(exc, (aiohttp.ClientError, ProviderConnectionError, OSError, TimeoutError)):
+    if isinstance(exc, (ProviderConnectionError, OSError, TimeoutError)):
         return ChainUnavailable(f"JSON-RPC endpoint unreachable: {exc}")
     return RpcError(f"{type(exc).__name__}: {exc}")
 

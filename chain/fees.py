@@ -145,7 +145,7 @@ async def read_market(rpc: JsonRpc) -> Market:
     The latest block's base fee, not a prediction of the next one: the multiplier in the
     policy absorbs the growth, and chains differ in how they compute the next base fee.
     """
-    latest, tip, price = await rpc.batch(
+    latest, tip, price = await rpc.batch_settled(
         [("eth_getBlockByNumber", ["latest", False]), ("eth_maxPriorityFeePerGas", []), ("eth_gasPrice", [])]
     )
     for answer in (latest, price):

@@ -1,4 +1,11 @@
-"""JSON-RPC transport for the minter: batches, and retries with backoff and jitter on transient faults."""
+"""The service's one JSON-RPC client: calls and batches over httpx, retried with backoff and jitter on transient faults.
+
+Why a client of our own next to web3.py: the minter's pipelined raw sends and the history
+reader's batched eth_getLogs need a lean one that batches, retries the way providers
+throttle, and says when a failed send may still have arrived. Contract reads, writes and
+deploys need ABI encoding, which is web3.py's job; `chain.web3` builds that AsyncWeb3 over
+this same client, so every request the service makes goes through one transport.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,12 @@ import asyncio
 import itertools
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
+import httpx
 
 from chain.errors import ChainUnavailable, RpcError
 
@@ -19,6 +27,24 @@ _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # JSON-RPC error codes and phrases providers use for rate limits and overload.
 _RETRY_CODES = frozenset({-32005, 429, -32603})
 _RETRY_HINTS = ("rate limit", "too many requests", "limit exceeded", "try again", "timeout", "temporarily")
+# Phrases providers use when an eth_getLogs range or result set is too large.
+_RANGE_ERROR_HINTS = (
+    "range",
+    "too many",
+    "limit exceeded",
+    "query returned more than",
+    "response size",
+    "block range",
+    "exceed",
+)
+# Phrases that blame the number of results rather than the width of the range.
+_RESULT_ERROR_HINTS = ("result", "response size", "too many logs")
+# "this block range should work: [0x10, 0x5f]" (Alchemy) names a range that will pass.
+_HINT_PAIR = re.compile(r"\[\s*(0x[0-9a-f]+)\s*,\s*(0x[0-9a-f]+)\s*\]")
+# "maximum block range: 5000", "up to a 2K block range", "limited to a 10,000 range", "range of 500 blocks".
+_HINT_NUMBER = re.compile(
+    r"(?:range(?:\s+(?:is|of|limit|:))*\s*:?\s*(\d[\d,]*)(k?)\b)|(?:(\d[\d,]*)(k?)\s*(?:-\s*)?(?:block|range))"
+)
 
 
 class RpcCallError(RpcError):
@@ -39,8 +65,47 @@ class RpcCallError(RpcError):
 
     @property
     def retryable(self) -> bool:
+        """A rate-limit or overload refusal: the same call may pass a moment later."""
         message = self.rpc_message.lower()
         return self.rpc_code in _RETRY_CODES and any(hint in message for hint in _RETRY_HINTS)
+
+    @property
+    def is_range_limit(self) -> bool:
+        """The provider refused an eth_getLogs range or result set as too large."""
+        message = self.rpc_message.lower()
+        return self.method == "eth_getLogs" and any(h in message for h in _RANGE_ERROR_HINTS)
+
+    @property
+    def is_result_limit(self) -> bool:
+        """The refusal blames the result count (depends on density) rather than a fixed block cap."""
+        message = self.rpc_message.lower()
+        return self.is_range_limit and any(h in message for h in _RESULT_ERROR_HINTS)
+
+    def suggested_window(self) -> int | None:
+        """The block window the provider's message says will pass, when it says one."""
+        message = self.rpc_message.lower()
+        pair = _HINT_PAIR.search(message)
+        if pair:
+            low, high = int(pair.group(1), 16), int(pair.group(2), 16)
+            return high - low + 1 if high >= low else None
+        for match in _HINT_NUMBER.finditer(message):
+            digits, kilo = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+            value = int(digits.replace(",", "")) * (1000 if kilo else 1)
+            if value > 0:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class RpcErrorTypes:
+    """The exception classes a client raises; a library passes subclasses of these to keep its own error codes."""
+
+    unavailable: type[ChainUnavailable] = ChainUnavailable
+    """The endpoint could not be reached, or kept failing, through every retry."""
+    failed: type[RpcError] = RpcError
+    """The endpoint refused the request (an HTTP status not worth retrying) or answered something not JSON-RPC."""
+    call: type[RpcCallError] = RpcCallError
+    """The node answered a call with a JSON-RPC error object."""
 
 
 @dataclass
@@ -62,7 +127,11 @@ class _Transient(Exception):
 
 
 class JsonRpc:
-    """One endpoint; `call` and `batch` retry timeouts, resets, 429 and 5xx with capped, jittered backoff."""
+    """One endpoint; `call` and `batch` retry timeouts, resets, 429 and 5xx with capped, jittered backoff.
+
+    `retry_rate_limits` also retries calls the node refused with a rate-limit error object
+    (the minter wants that; the history reader turns such refusals into smaller ranges).
+    """
 
     def __init__(
         self,
@@ -72,29 +141,43 @@ class JsonRpc:
         retries: int = 8,
         backoff_s: float = 0.05,
         backoff_cap_s: float = 2.0,
+        retry_rate_limits: bool = True,
+        errors: RpcErrorTypes | None = None,
+        client: httpx.AsyncClient | None = None,
     ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
         self.backoff_cap_s = backoff_cap_s
+        self.retry_rate_limits = retry_rate_limits
+        self.errors = errors or RpcErrorTypes()
         self.stats = RpcStats()
         self._ids = itertools.count(1)
-        self._session: aiohttp.ClientSession | None = None
+        self._client = client
+        self._owns_client = client is None
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Created lazily: an aiohttp session belongs to the event loop that first uses it.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                connector=aiohttp.TCPConnector(limit=64, force_close=False),
+    def _http(self) -> httpx.AsyncClient:
+        # Created lazily and again after aclose(): its connections belong to the event loop that opened them.
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout_s,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+                trust_env=False,
             )
-        return self._session
+            self._owns_client = True
+        return self._client
 
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    async def aclose(self) -> None:
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+            self._client = None
+
+    async def __aenter__(self) -> JsonRpc:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def backoff(self, attempt: int) -> float:
         """Equal jitter: half the exponential step fixed, half random, so retries spread out."""
@@ -104,23 +187,23 @@ class JsonRpc:
     async def _post_once(self, payload: Any) -> Any:
         self.stats.requests += 1
         try:
-            async with self._client().post(self.url, json=payload) as response:
-                if response.status in _RETRY_STATUSES:
-                    # A 429 is refused before any work; other statuses may come from a
-                    # proxy that had already forwarded the request.
-                    raise _Transient(
-                        f"HTTP {response.status}",
-                        ambiguous=response.status != 429,
-                        rate_limited=response.status == 429,
-                    )
-                if response.status >= 400:
-                    text = (await response.text())[:200]
-                    raise RpcError(f"HTTP {response.status} from the JSON-RPC endpoint: {text}")
-                body = await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            response = await self._http().post(
+                self.url, content=json.dumps(payload), headers={"Content-Type": "application/json"}
+            )
+        except (httpx.TransportError, OSError) as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}", ambiguous=True) from exc
+        if response.status_code in _RETRY_STATUSES:
+            # A 429 is refused before any work; other statuses may come from a
+            # proxy that had already forwarded the request.
+            raise _Transient(
+                f"HTTP {response.status_code}",
+                ambiguous=response.status_code != 429,
+                rate_limited=response.status_code == 429,
+            )
+        if response.status_code >= 400:
+            raise self.errors.failed(f"HTTP {response.status_code} from the JSON-RPC endpoint: {response.text[:200]}")
         try:
-            return json.loads(body)
+            return json.loads(response.content)
         except ValueError as exc:
             raise _Transient("malformed JSON-RPC response", ambiguous=True) from exc
 
@@ -135,24 +218,33 @@ class JsonRpc:
                 self.stats.transport_errors += 1
                 self.stats.rate_limited += exc.rate_limited
                 if attempt == self.retries:
-                    raise ChainUnavailable(f"{label}: {exc} (after {attempt + 1} attempts)") from None
+                    raise self.errors.unavailable(f"{label}: {exc} (after {attempt + 1} attempts)") from None
             self.stats.retries += 1
             await asyncio.sleep(self.backoff(attempt))
         raise AssertionError("unreachable")
 
+    async def envelope(self, method: str, params: Sequence[Any] = ()) -> dict[str, Any]:
+        """One call's whole response object (`result` or `error`), transport faults retried: for web3's provider."""
+        self.stats.calls += 1
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
+        body, _ = await self._post(payload, method)
+        if not isinstance(body, dict):
+            raise self.errors.failed(f"{method}: malformed JSON-RPC response")
+        return body
+
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        """One call; a JSON-RPC error raises RpcCallError (rate-limit errors are retried first)."""
+        """One call; a JSON-RPC error raises RpcCallError (rate-limit errors are retried first, if so set)."""
         for attempt in range(self.retries + 1):
             self.stats.calls += 1
             payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
             body, ambiguous = await self._post(payload, method)
             if not isinstance(body, dict):
-                raise RpcError(f"{method}: malformed JSON-RPC response")
+                raise self.errors.failed(f"{method}: malformed JSON-RPC response")
             error = body.get("error")
             if not error:
                 return body.get("result")
-            failure = RpcCallError(method, error, ambiguous=ambiguous)
-            if not failure.retryable or attempt == self.retries:
+            failure = self.errors.call(method, error, ambiguous=ambiguous)
+            if not (self.retry_rate_limits and failure.retryable) or attempt == self.retries:
                 raise failure
             self.stats.rate_limited += 1
             self.stats.retries += 1
@@ -160,9 +252,18 @@ class JsonRpc:
         raise AssertionError("unreachable")
 
     async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Many calls in one HTTP request; each entry is its result or its RpcCallError (not raised).
+        """Many calls in one HTTP request, results in call order; the first error entry is raised."""
+        results = await self.batch_settled(calls)
+        for result in results:
+            if isinstance(result, RpcCallError):
+                raise result
+        return results
 
-        Entries refused for rate limits are retried; the others keep their answer.
+    async def batch_settled(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Like `batch`, but each entry is its result or its RpcCallError (not raised).
+
+        Entries missing from the reply, and (if so set) entries refused for rate limits,
+        are sent again; the others keep their answer.
         """
         results: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
@@ -180,7 +281,7 @@ class JsonRpc:
                 # Some nodes answer a whole batch with one error object.
                 body = [{"id": call_id, "error": body["error"]} for call_id in ids]
             if not isinstance(body, list):
-                raise RpcError("malformed JSON-RPC batch response")
+                raise self.errors.failed("malformed JSON-RPC batch response")
             answered = {entry.get("id"): entry for entry in body if isinstance(entry, dict)}
             again = []
             for call_id, index in ids.items():
@@ -189,8 +290,8 @@ class JsonRpc:
                     again.append(index)
                     continue
                 if entry.get("error"):
-                    failure = RpcCallError(calls[index][0], entry["error"], ambiguous=ambiguous)
-                    if failure.retryable:
+                    failure = self.errors.call(calls[index][0], entry["error"], ambiguous=ambiguous)
+                    if self.retry_rate_limits and failure.retryable:
                         again.append(index)
                     results[index] = failure
                 else:
@@ -201,13 +302,6 @@ class JsonRpc:
                 await asyncio.sleep(self.backoff(attempt))
         for index in todo:
             if results[index] is None:
-                results[index] = RpcCallError(calls[index][0], {"code": -32000, "message": "missing from batch reply"})
-        return results
-
-    async def batch_strict(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Like `batch`, but the first error entry is raised."""
-        results = await self.batch(calls)
-        for result in results:
-            if isinstance(result, RpcCallError):
-                raise result
+                missing = {"code": -32000, "message": "missing from batch reply"}
+                results[index] = self.errors.call(calls[index][0], missing)
         return results

@@ -1,11 +1,14 @@
-"""Start-up and running checks against the chain: right chain id, no public dev key, a funded signer."""
+"""Start-up and running checks against the chain: right chain id, no public dev key, a funded signer.
+
+The signer-balance check is one rule with one threshold (`signer_balance_floor_wei`): the
+minter's low-balance report, the on-call alert it feeds and the API's /ready all compare a
+reading with it the same way (`BalanceReading.low`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -13,27 +16,33 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import aiohttp
 import httpx
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 from web3.exceptions import Web3Exception
 
 from chain.dev_accounts import dev_accounts
 from chain.errors import ChainError, ChainUnavailable
 from chain.signers import RemoteSigner, Signer, load_signer
+from chain.web3 import connect_web3
 from config.collections import CollectionConfig, collections_by_chain
 from config.settings import Settings
+from webhooks.signing import signature_headers
 
 __all__ = [
     "LOCAL_CHAIN_IDS",
     "BalanceReading",
+    "BalanceSource",
     "BalanceWatch",
     "ChainIdMismatch",
     "PublicDevKey",
     "check_collection_chains",
     "connect_rpc",
+    "read_signer_balance",
     "refuse_public_dev_key",
+    "rpc_balance",
     "service_signer",
+    "signer_balance_floor_wei",
+    "web3_balance",
     "webhook_alert",
 ]
 
@@ -41,7 +50,8 @@ log = logging.getLogger("personamint.chain_check")
 
 # anvil/hardhat (31337) and geth --dev (1337): chains where anvil's public keys are fine.
 LOCAL_CHAIN_IDS = frozenset({31337, 1337})
-_NODE_ERRORS = (Web3Exception, aiohttp.ClientError, OSError, TimeoutError, ValueError)
+# What a node read can raise: web3's errors, chain.rpc's ChainErrors (it carries web3 here), httpx's.
+_NODE_ERRORS = (Web3Exception, ChainError, httpx.HTTPError, OSError, TimeoutError, ValueError)
 
 
 class ChainIdMismatch(ChainError):
@@ -82,10 +92,9 @@ async def connect_rpc(
     shown = list(labels) if labels is not None and len(labels) == len(rpc_urls) else [_redact(u) for u in rpc_urls]
     problems: list[str] = []
     for url, label in zip(rpc_urls, shown, strict=True):
-        # One try per URL: the next URL is the retry, and web3's own backoff (about 4 s
-        # per dead URL) would only delay the fallback.
-        provider = AsyncHTTPProvider(url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None)
-        w3: AsyncWeb3[Any] = AsyncWeb3(provider)
+        # One try per URL: the next URL is the retry, and a backoff (about 4 s per dead
+        # URL) would only delay the fallback.
+        w3: AsyncWeb3[Any] = connect_web3(url, timeout_s=timeout_s, retries=0)
         try:
             chain_id = await asyncio.wait_for(w3.eth.chain_id, timeout_s)
         except _NODE_ERRORS as exc:
@@ -159,12 +168,39 @@ async def service_signer(settings: Settings, *, chain_id: int) -> Signer:
     return signer
 
 
+def signer_balance_floor_wei(settings: Settings) -> int:
+    """The one signer-balance threshold: below it the balance is low, wherever it is read."""
+    return settings.min_signer_balance_wei
+
+
+BalanceSource = Callable[[str], Awaitable[int]]
+"""Reads an address's balance in wei at the latest block."""
+
+
+def rpc_balance(call: Callable[[str, Sequence[Any]], Awaitable[Any]]) -> BalanceSource:
+    """A balance source over any JSON-RPC client's `call(method, params)`."""
+
+    async def read(address: str) -> int:
+        return int(await call("eth_getBalance", [address, "latest"]), 16)
+
+    return read
+
+
+def web3_balance(w3: AsyncWeb3[Any]) -> BalanceSource:
+    """A balance source over web3."""
+
+    async def read(address: str) -> int:
+        return int(await w3.eth.get_balance(address))  # type: ignore[arg-type]
+
+    return read
+
+
 @dataclass(frozen=True)
 class BalanceReading:
-    """One look at the signer's balance against its low-balance threshold."""
+    """One look at the signer's balance against the low-balance threshold."""
 
     address: str
-    chain_id: int
+    chain_id: int | None  # None where the reader does not know its chain (the API's /ready)
     balance_wei: int
     threshold_wei: int
     checked_at: float
@@ -185,19 +221,33 @@ class BalanceReading:
         }
 
 
+async def read_signer_balance(
+    read_balance: BalanceSource,
+    address: str,
+    *,
+    threshold_wei: int,
+    chain_id: int | None = None,
+    clock: Callable[[], float] = time.time,
+) -> BalanceReading:
+    """The signer-balance check: the balance now, against `threshold_wei`."""
+    return BalanceReading(address, chain_id, await read_balance(address), threshold_wei, clock())
+
+
 AlertHook = Callable[[BalanceReading], Awaitable[None]]
 
 
 class BalanceWatch:
     """Watches one signer's balance; alerts through `on_low` when it falls under the threshold.
 
-    The alert fires when the balance first goes low and again every `realert_s` while it
-    stays low; a failing hook is logged, never raised, so an alert cannot stop minting.
+    Readings come from `check` (reads the balance now) or `observe` (a balance someone else
+    read: the minter process feeds its own readings, so there is one poller per signer). The
+    alert fires when the balance first goes low and again every `realert_s` while it stays
+    low; a failing hook is logged, never raised, so an alert cannot stop minting.
     """
 
     def __init__(
         self,
-        w3: AsyncWeb3[Any],
+        read_balance: BalanceSource,
         address: str,
         *,
         chain_id: int,
@@ -208,7 +258,7 @@ class BalanceWatch:
     ) -> None:
         if threshold_wei < 0:
             raise ValueError("threshold_wei must be >= 0")
-        self._w3 = w3
+        self._read_balance = read_balance
         self.address = address
         self.chain_id = chain_id
         self.threshold_wei = threshold_wei
@@ -225,17 +275,20 @@ class BalanceWatch:
 
     async def check(self) -> BalanceReading:
         """Read the balance now, record it, and alert if it is low."""
-        balance = int(await self._w3.eth.get_balance(self.address))  # type: ignore[arg-type]
-        reading = BalanceReading(self.address, self.chain_id, balance, self.threshold_wei, self._clock())
+        return await self.observe(await self._read_balance(self.address))
+
+    async def observe(self, balance_wei: int) -> BalanceReading:
+        """Record a balance read elsewhere, and alert if it is low."""
+        reading = BalanceReading(self.address, self.chain_id, balance_wei, self.threshold_wei, self._clock())
         self._latest = reading
         if not reading.low:
             if self._alerted_at is not None:
-                log.info("signer %s balance recovered: %d wei", self.address, balance)
+                log.info("signer %s balance recovered: %d wei", self.address, balance_wei)
             self._alerted_at = None
             return reading
         due = self._alerted_at is None or reading.checked_at - self._alerted_at >= self._realert_s
         if due:
-            log.warning("signer %s balance low: %d wei < %d wei", self.address, balance, self.threshold_wei)
+            log.warning("signer %s balance low: %d wei < %d wei", self.address, balance_wei, self.threshold_wei)
             self._alerted_at = reading.checked_at
             if self._on_low is not None:
                 try:
@@ -263,24 +316,14 @@ class BalanceWatch:
             f"personamint_signer_balance_low{{{labels}}} {int(self._latest.low)}\n"
         )
 
-    async def run(self, interval_s: float, stop: asyncio.Event) -> None:
-        """Check every `interval_s` until `stop` is set; a failed read is logged and retried next time."""
-        while not stop.is_set():
-            try:
-                await self.check()
-            except _NODE_ERRORS as exc:
-                log.warning("balance check for %s failed: %s", self.address, type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
-
 
 def webhook_alert(
     url: str, *, secret: str, client: httpx.AsyncClient | None = None, timeout_s: float = 5.0
 ) -> AlertHook:
-    """An alert hook that POSTs the reading as JSON, signed with HMAC-SHA256.
+    """An alert hook that POSTs the reading as JSON, signed like every outbound webhook.
 
-    Header `PersonaMint-Signature: t=<unix seconds>,v1=<hex hmac of "<t>.<body>">`: the
-    receiver recomputes it with the shared secret and rejects stale timestamps.
+    `X-PersonaMint-Timestamp` and `X-PersonaMint-Signature: v1=<hex HMAC-SHA256 of "<t>.<body>">`
+    (`webhooks.signing`): the receiver checks it exactly as it checks status webhooks.
     """
     if not secret:
         raise ValueError("a webhook needs a signing secret")
@@ -289,9 +332,7 @@ def webhook_alert(
         body = json.dumps(
             {"type": "signer.balance_low", "data": reading.as_health()}, separators=(",", ":"), sort_keys=True
         ).encode()
-        timestamp = str(int(time.time()))
-        signature = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        headers = {"Content-Type": "application/json", "PersonaMint-Signature": f"t={timestamp},v1={signature}"}
+        headers = {"Content-Type": "application/json", **signature_headers(secret, body)}
         if client is not None:
             response = await client.post(url, content=body, headers=headers, timeout=timeout_s)
         else:

@@ -119,7 +119,6 @@ class Settings(BaseSettings):
     fee_priority_gwei: float | None = Field(None, ge=0, description="Fixed priority fee; unset asks the node.")
     fee_legacy: bool | None = Field(None, description="Force legacy gasPrice (true) or EIP-1559; unset: detect.")
     fee_max_wait_s: float = Field(300.0, gt=0, description="Unsent mints wait this long above the fee ceiling.")
-    signer_low_balance_eth: float = Field(0.1, ge=0, description="Signer balance reported low below this.")
     rpc_timeout_s: float = Field(10.0, gt=0, le=300, description="Per-request JSON-RPC timeout for the minter.")
     contract_deploy_block: int = Field(0, ge=0, description="Block the contract was deployed in (event scans).")
 
@@ -191,7 +190,11 @@ class Settings(BaseSettings):
     preview_timeout_s: float = Field(
         60.0, gt=0, description="How long a preview waits for a worker to render it (then 503, retryable)."
     )
-    min_signer_balance_wei: int = Field(10**15, ge=0, description="/ready fails below this signer balance.")
+    min_signer_balance_wei: int = Field(
+        10**15,
+        ge=0,
+        description="Signer balance floor: below it the minter reports low balance, alerts fire and /ready fails.",
+    )
     max_queue_depth: int = Field(10_000, ge=1, description="/ready fails above this many queued jobs.")
     reconcile_s: float = Field(30.0, gt=0, description="How often the API re-enqueues jobs a queue lost.")
     reconcile_after_s: float = Field(120.0, gt=0, description="Jobs open this long are checked by the reconciler.")
@@ -207,7 +210,7 @@ class Settings(BaseSettings):
     def _checksum(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from eth_utils import is_address, to_checksum_address
+        from eth_utils.address import is_address, to_checksum_address
 
         if not is_address(value):
             raise ValueError("PERSONAMINT_CONTRACT_ADDRESS is not a valid address")

@@ -312,11 +312,10 @@ def demo_session(
 
 async def _owners(rpc_url: str, contract_address: str, mints: list[DemoMint]) -> dict[str, str]:
     """Who owns each token according to the chain itself, not the job record."""
-    from web3 import AsyncHTTPProvider, AsyncWeb3
-
     from chain.contract import PersonaMint
+    from chain.web3 import connect_web3
 
-    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+    w3 = connect_web3(rpc_url)
     try:
         contract = PersonaMint(w3, contract_address)
         return {m.archetype: await contract.owner_of(int(m.record["token_id"])) for m in mints}

@@ -119,11 +119,10 @@ class ChainInfo:
 
 async def deploy_local_contract(rpc_url: str, state_file: Path | None = None) -> tuple[str, int]:
     """Deploy PersonaMint unless the saved address still has code on this chain."""
-    from web3 import AsyncHTTPProvider, AsyncWeb3
-
     from chain.contract import deploy_persona_mint
+    from chain.web3 import connect_web3
 
-    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+    w3 = connect_web3(rpc_url)
     chain_id = await w3.eth.chain_id
     if state_file and state_file.exists():
         saved = json.loads(state_file.read_text())

@@ -22,9 +22,9 @@ from eth_utils.crypto import keccak
 
 from chain.contracts.build import load_samples_artifact
 from chain.dev_accounts import dev_account
+from chain.rpc import JsonRpc, RpcCallError
 from personalization.errors import HistoryError
-from personalization.history import created_address
-from personalization.rpc import JsonRpcClient, RpcCallError
+from personalization.history import created_address, history_rpc
 
 ARCHETYPES = ("gamer", "trader", "collector", "newcomer", "whale", "builder")
 # Anvil dev accounts: 0 and 1 run the service (admin, minter); 9 deploys the sample
@@ -409,7 +409,7 @@ def _sign(plan: _Plan, chain_id: int, gas_price: int) -> list[list[tuple[_Tx, st
     return signed_phases
 
 
-async def _explain(rpc: JsonRpcClient, tx: _Tx, receipt: dict[str, Any]) -> str:
+async def _explain(rpc: JsonRpc, tx: _Tx, receipt: dict[str, Any]) -> str:
     tx_hash = receipt["transactionHash"]
     if int(receipt["gasUsed"], 16) >= tx.gas:
         return f"{tx.label} ({tx_hash}) ran out of gas"
@@ -423,7 +423,7 @@ async def _explain(rpc: JsonRpcClient, tx: _Tx, receipt: dict[str, Any]) -> str:
     return f"{tx.label} ({tx_hash}) reverted (reason unavailable)"
 
 
-async def _run_phase(rpc: JsonRpcClient, signed: list[tuple[_Tx, str, str]]) -> list[tuple[_Tx, dict[str, Any]]]:
+async def _run_phase(rpc: JsonRpc, signed: list[tuple[_Tx, str, str]]) -> list[tuple[_Tx, dict[str, Any]]]:
     """Send every transaction back to back (one batch per sender), then check all receipts."""
     by_sender: dict[str, list[tuple[_Tx, str, str]]] = {}
     for entry in signed:
@@ -530,7 +530,7 @@ async def seed_demo(rpc_url: str, *, seed: int = 0, registry_path: Path | None =
     """
     started = time.monotonic()
     try:
-        async with JsonRpcClient(rpc_url, timeout=30.0) as rpc:
+        async with history_rpc(rpc_url, timeout_s=30.0) as rpc:
             result = await _seed(rpc, seed, started)
     except HistoryError as exc:
         raise SeedError(f"seeding {rpc_url} failed: {exc}") from exc
@@ -540,7 +540,7 @@ async def seed_demo(rpc_url: str, *, seed: int = 0, registry_path: Path | None =
     return result
 
 
-async def _seed(rpc: JsonRpcClient, seed: int, started: float) -> SeedResult:
+async def _seed(rpc: JsonRpc, seed: int, started: float) -> SeedResult:
     deployer = dev_account(DEPLOYER_ACCOUNT)
     wallets = {archetype: wallet_account(archetype, seed) for archetype in ARCHETYPES}
     senders = [deployer, *(dev_account(index) for index in FUNDERS.values()), *wallets.values()]

@@ -7,34 +7,7 @@ import asyncio
 from redis.asyncio import Redis
 
 from chain.journal import FenceLost
-
-_ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return nil end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
-return token
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-# The write and the fence check are one step: a holder whose lease ran out (paused, partitioned)
-# cannot record anything after a successor took over, so the successor's view is complete.
-_FENCED_HSET = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-return 1
-"""
-_FENCED_HDEL = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[2])
-return 1
-"""
-
+from jobs import keys, lua
 
 class LeaseLost(FenceLost):
     """Another holder has the lease now; stop sending at once."""
@@ -45,15 +18,15 @@ class FencedLease:
 
     def __init__(self, redis: Redis, name: str, ttl_s: float) -> None:
         self.redis = redis
-        self.key = f"pm:lease:{name}"
-        self.fence_key = f"pm:lease:{name}:fence"
+        self.key = keys.lease_key(name)
+        self.fence_key = keys.lease_fence_key(name)
         self.ttl_ms = int(ttl_s * 1000)
         self.token: int | None = None
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
-        self._fenced_hset = redis.register_script(_FENCED_HSET)
-        self._fenced_hdel = redis.register_script(_FENCED_HDEL)
+        self._acquire = lua.register(redis, "lease_acquire")
+        self._renew = lua.register(redis, "lease_renew")
+        self._release = lua.register(redis, "lease_release")
+        self._fenced_hset = lua.register(redis, "lease_fenced_hset")
+        self._fenced_hdel = lua.register(redis, "lease_fenced_hdel")
 
     async def try_acquire(self) -> bool:
         token = await self._acquire(keys=[self.key, self.fence_key], args=[self.ttl_ms])

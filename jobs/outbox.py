@@ -16,14 +16,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from jobs import keys, lua
+
 log = logging.getLogger("personamint.webhooks")
 
 
 DELIVERY_RECORD_TTL_S = 30 * 24 * 3600
-
-
-def endpoint_key(tenant: str) -> str:
-    return f"pm:tenant:{tenant}:webhook"
 
 
 async def set_endpoint(redis: Redis, tenant: str, url: str, secret: str | None = None) -> str:
@@ -31,31 +29,28 @@ async def set_endpoint(redis: Redis, tenant: str, url: str, secret: str | None =
     if not url.startswith(("http://", "https://")):
         raise ValueError("a webhook URL must be http(s)")
     secret = secret or f"whsec_{secrets.token_urlsafe(24)}"
-    await redis.set(endpoint_key(tenant), json.dumps({"url": url, "secret": secret}))
+    await redis.set(keys.webhook_endpoint_key(tenant), json.dumps({"url": url, "secret": secret}))
     return secret
 
 
 async def remove_endpoint(redis: Redis, tenant: str) -> None:
-    await redis.delete(endpoint_key(tenant))
+    await redis.delete(keys.webhook_endpoint_key(tenant))
 
 
-def delivery_key(delivery_id: str) -> str:
-    return f"pm:whout:{delivery_id}"
+class DueDeliveries:
+    """The outbox's due side, for delivery loops: several may run, each claims its own deliveries."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._claim = lua.register(redis, "outbox_claim")
+
+    async def claim(self, *, now: float, lease_until: float, batch: int) -> list[str]:
+        """Take up to `batch` due delivery ids; each falls due again at `lease_until` unless finished."""
+        claimed: Any = await self._claim(keys=[keys.DELIVERIES_DUE_KEY], args=[repr(now), repr(lease_until), batch])
+        return [raw.decode() for raw in claimed]
 
 
-DUE_KEY = "pm:whout:due"
-
-
-# Take up to N due deliveries and push each one's due time past the lease, so another delivery
-# loop does not take it meanwhile; a loop that dies mid-delivery leaves it due again later.
-_CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
-return ids
-"""
-
-
-def _decoded(raw: Any) -> dict[str, str]:
+def decoded(raw: Any) -> dict[str, str]:
+    """A delivery hash (HGETALL) as strings."""
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
@@ -66,25 +61,25 @@ class DeliveryStore:
         self.redis = redis
 
     async def get(self, delivery_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hgetall(delivery_key(delivery_id))
+        raw = await self.redis.hgetall(keys.delivery_key(delivery_id))
         if not raw:
             return None
-        record: dict[str, Any] = _decoded(raw)
-        attempts = await self.redis.lrange(f"{delivery_key(delivery_id)}:attempts", 0, -1)
+        record: dict[str, Any] = decoded(raw)
+        attempts = await self.redis.lrange(keys.delivery_attempts_key(delivery_id), 0, -1)
         record["history"] = [json.loads(a) for a in attempts]
         return record
 
     async def list(self, tenant: str, state: str | None, limit: int) -> list[dict[str, Any]]:
-        ids: Any = await self.redis.zrevrange(f"pm:whout:tenant:{tenant}", 0, 999)
+        ids: Any = await self.redis.zrevrange(keys.tenant_deliveries_key(tenant), 0, 999)
         found: list[dict[str, Any]] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for delivery_id in ids:
-                pipe.hgetall(delivery_key(delivery_id.decode()))
+                pipe.hgetall(keys.delivery_key(delivery_id.decode()))
             rows = await pipe.execute()
         for raw in rows:
             if not raw:
                 continue
-            record = _decoded(raw)
+            record = decoded(raw)
             if state is None or record.get("state") == state:
                 found.append(record)
             if len(found) >= limit:
@@ -95,7 +90,7 @@ class DeliveryStore:
         """A dead letter goes back to the outbox with a fresh try budget."""
         now = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(delivery_key(delivery_id), mapping={"state": "pending", "attempts": "0", "next_at": repr(now)})
-            pipe.persist(delivery_key(delivery_id))
-            pipe.zadd(DUE_KEY, {delivery_id: now})
+            pipe.hset(keys.delivery_key(delivery_id), mapping={"state": "pending", "attempts": "0", "next_at": repr(now)})
+            pipe.persist(keys.delivery_key(delivery_id))
+            pipe.zadd(keys.DELIVERIES_DUE_KEY, {delivery_id: now})
             await pipe.execute()

@@ -70,9 +70,9 @@ class MinterCollector(Collector):
                 family.add_metric([health.signer], float(value))
             yield family
         for counter, value in sorted(health.counters.items()):
-            family = CounterMetricFamily(f"pm_minter_{counter}", f"Minter counter {counter} since start", labels=labels)
-            family.add_metric([health.signer], float(value))
-            yield family
+            total = CounterMetricFamily(f"pm_minter_{counter}", f"Minter counter {counter} since start", labels=labels)
+            total.add_metric([health.signer], float(value))
+            yield total
 
 
 def serve_process_metrics(registry: CollectorRegistry, host: str, port: int) -> Callable[[], None]:

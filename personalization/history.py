@@ -12,14 +12,32 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from personalization.errors import HistoryError
-from personalization.rpc import JsonRpcClient, RpcCallError
+from chain.rpc import JsonRpc, RpcCallError
+from personalization.errors import HISTORY_RPC_ERRORS, HistoryError
 
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 TRANSFER_SINGLE_TOPIC = "0x" + keccak(text="TransferSingle(address,address,address,uint256,uint256)").hex()
 TRANSFER_BATCH_TOPIC = "0x" + keccak(text="TransferBatch(address,address,address,uint256[],uint256[])").hex()
 ZERO_ADDRESS = "0x" + "00" * 20
 EMPTY_CODE = (None, "0x", "0x0")
+
+
+def history_rpc(url: str, *, timeout_s: float = 10.0, retries: int = 4) -> JsonRpc:
+    """The JSON-RPC client for history reads (and the API's other reads): its errors are HistoryErrors.
+
+    Transport faults are retried from 0.1 s doubling to 2 s (each wait up to twice that);
+    rate-limit answers are not retried: a refused eth_getLogs range is split instead.
+    """
+    return JsonRpc(
+        url,
+        timeout_s=timeout_s,
+        retries=retries,
+        backoff_s=0.2,
+        backoff_cap_s=4.0,
+        retry_rate_limits=False,
+        errors=HISTORY_RPC_ERRORS,
+    )
+
 
 Standard = Literal["erc20", "erc721", "erc1155"]
 Direction = Literal["in", "out", "self"]
@@ -182,7 +200,7 @@ class LogScanner:
     only shrinks the window, which grows back while answers come in.
     """
 
-    def __init__(self, rpc: JsonRpcClient, *, window: int = 10_000, concurrency: int = 4) -> None:
+    def __init__(self, rpc: JsonRpc, *, window: int = 10_000, concurrency: int = 4) -> None:
         self.rpc = rpc
         self.window = max(1, window)
         self.ceiling = self.window
@@ -287,7 +305,7 @@ def wallet_topic_filters(wallet: str) -> list[list[str | None]]:
     return [[None, topic], [None, None, topic], [None, None, None, topic]]
 
 
-async def _state_active(rpc: JsonRpcClient, wallet: str, blocks: list[int], *, by_code: bool) -> list[bool] | None:
+async def _state_active(rpc: JsonRpc, wallet: str, blocks: list[int], *, by_code: bool) -> list[bool] | None:
     """Per block: has the account any footprint yet (nonce or balance, or code for a contract)?
 
     None when the node has no state that far back (pruned), so the caller falls back to logs.
@@ -314,7 +332,7 @@ async def _state_active(rpc: JsonRpcClient, wallet: str, blocks: list[int], *, b
 
 
 async def first_activity_from_state(
-    rpc: JsonRpcClient, wallet: str, low: int, high: int, *, by_code: bool = False, fanout: int = 8
+    rpc: JsonRpc, wallet: str, low: int, high: int, *, by_code: bool = False, fanout: int = 8
 ) -> int | None:
     """The first block in [low, high] where the account has a footprint; high must have one.
 
@@ -347,7 +365,7 @@ async def first_activity_from_state(
 
 
 async def fetch_history(
-    rpc: JsonRpcClient,
+    rpc: JsonRpc,
     address: str,
     *,
     block: int | None = None,
@@ -424,7 +442,7 @@ class AccountState:
 
 
 async def read_account_state(
-    rpc: JsonRpcClient,
+    rpc: JsonRpc,
     wallet: str,
     *,
     block: int,
@@ -488,7 +506,7 @@ class JsonRpcSourceBase:
     """What every JSON-RPC-backed history source shares: chain id (asked once), head, cache tag."""
 
     name: str
-    rpc: JsonRpcClient
+    rpc: JsonRpc
     max_depth: int
     _chain_id: int | None
 
@@ -511,7 +529,7 @@ class RpcHistorySource(JsonRpcSourceBase):
 
     def __init__(
         self,
-        rpc: JsonRpcClient,
+        rpc: JsonRpc,
         *,
         max_depth: int = 2_000_000,
         window: int = 10_000,

@@ -12,6 +12,7 @@ from typing import Any
 
 from eth_utils.address import is_address, to_checksum_address
 
+from chain.rpc import JsonRpc
 from personalization.errors import HistoryError
 from personalization.history import (
     Direction,
@@ -21,7 +22,6 @@ from personalization.history import (
     WalletHistory,
     read_account_state,
 )
-from personalization.rpc import JsonRpcClient
 
 CATEGORIES: tuple[Standard, ...] = ("erc20", "erc721", "erc1155")
 MAX_PAGE = 1000  # Alchemy's largest maxCount
@@ -104,7 +104,7 @@ class AlchemyHistorySource(JsonRpcSourceBase):
 
     def __init__(
         self,
-        rpc: JsonRpcClient,
+        rpc: JsonRpc,
         *,
         max_depth: int = 2_000_000,
         page_size: int = MAX_PAGE,

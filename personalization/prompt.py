@@ -11,17 +11,35 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from personalization.errors import StyleDNAError
-
-if TYPE_CHECKING:
-    from personalization.style import StyleDNA, StyleParams
 
 MAX_POSITIVE_CHARS = 400
 MAX_NEGATIVE_CHARS = 300
 MAX_EXTRA_TERMS = 4
 _TERM = re.compile(r"[a-z][a-z0-9 \-]{0,31}")
+
+
+class PromptParams(Protocol):
+    """What a prompt needs of StyleParams: its fields by name."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class PromptStyle(Protocol):
+    """What a prompt needs of a StyleDNA (personalization.style depends on this module, not back)."""
+
+    @property
+    def collection_id(self) -> str: ...
+    @property
+    def prompt_template(self) -> str: ...
+    @property
+    def negative_prompts(self) -> tuple[str, ...]: ...
+    @property
+    def deny(self) -> tuple[str, ...]: ...
+
+    def validate(self, params: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +57,7 @@ def denied_word(text: str, deny: Iterable[str]) -> str | None:
     return None
 
 
-def _cap(parts: list[str], limit: int) -> str:
+def cap_parts(parts: list[str], limit: int) -> str:
     """Join comma-separated parts, dropping whole trailing parts past the limit."""
     kept: list[str] = []
     length = 0
@@ -54,7 +72,7 @@ def _cap(parts: list[str], limit: int) -> str:
     return ", ".join(kept)
 
 
-def compose_prompt(params: StyleParams, dna: StyleDNA, *, extra_terms: Iterable[str] = ()) -> ComposedPrompt:
+def compose_prompt(params: PromptParams, dna: PromptStyle, *, extra_terms: Iterable[str] = ()) -> ComposedPrompt:
     """Template + params (checked against the DNA) + vetted extra terms; negative from the DNA."""
     dna.validate(params)
     base = dna.prompt_template.format(**params.to_dict())
@@ -75,10 +93,12 @@ def compose_prompt(params: StyleParams, dna: StyleDNA, *, extra_terms: Iterable[
             dropped.append(str(raw)[:40])
             continue
         accepted.append(term)
-    positive = _cap([part.strip() for part in base.split(",")] + accepted, MAX_POSITIVE_CHARS)
+    positive = cap_parts([part.strip() for part in base.split(",")] + accepted, MAX_POSITIVE_CHARS)
     negatives: list[str] = []
     for word in (*dna.negative_prompts, *dna.deny):
         cleaned = " ".join(word.split())
         if cleaned and cleaned not in negatives:
             negatives.append(cleaned)
-    return ComposedPrompt(positive=positive, negative=_cap(negatives, MAX_NEGATIVE_CHARS), dropped_terms=tuple(dropped))
+    return ComposedPrompt(
+        positive=positive, negative=cap_parts(negatives, MAX_NEGATIVE_CHARS), dropped_terms=tuple(dropped)
+    )

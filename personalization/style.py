@@ -11,6 +11,7 @@ from typing import Any
 
 from personalization.context import ContextSchema, parse_context_schema
 from personalization.errors import StyleDNAError
+from personalization.prompt import MAX_NEGATIVE_CHARS, cap_parts, compose_prompt
 
 # The choice fields every style DNA must bound, and the numeric ones.
 CHOICE_FIELDS = ("palette", "medium", "motif", "mood")
@@ -105,19 +106,15 @@ class StyleDNA:
 
     def prompt(self, params: StyleParams) -> str:
         """Diffusion prompt composed from bounded params and the DNA template only (capped, deny-checked)."""
-        from personalization.prompt import compose_prompt
-
         return compose_prompt(params, self).positive
 
     def negative_prompt(self) -> str:
         """The DNA's negative prompts plus its deny list, capped."""
-        from personalization.prompt import MAX_NEGATIVE_CHARS, _cap
-
         words: list[str] = []
         for word in (*self.negative_prompts, *self.deny):
             if word not in words:
                 words.append(word)
-        return _cap(words, MAX_NEGATIVE_CHARS)
+        return cap_parts(words, MAX_NEGATIVE_CHARS)
 
 
 def canonical_json(value: Any) -> bytes:

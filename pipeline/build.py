@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from chain.rpc import JsonRpc
 from config.settings import Settings
 from personalization.cache import CachedHistory, HistoryCache
 from personalization.history import HistorySource, RpcHistorySource
 from personalization.indexer import AlchemyHistorySource
 from personalization.orchestrator import Orchestrator, build_orchestrator
 from personalization.registry import ContractRegistry
-from personalization.rpc import JsonRpcClient
 from pipeline.runner import Personalizer
 
 
@@ -25,7 +25,7 @@ def load_registry(settings: Settings) -> ContractRegistry:
     return registry
 
 
-def build_history(settings: Settings, rpc: JsonRpcClient, redis: Redis) -> CachedHistory:
+def build_history(settings: Settings, rpc: JsonRpc, redis: Redis) -> CachedHistory:
     """The configured history source behind the Redis summary cache."""
     if settings.history_indexer == "alchemy":
         source: HistorySource = AlchemyHistorySource(rpc, max_depth=settings.history_max_depth)
@@ -54,7 +54,7 @@ def build_orchestrator_from(settings: Settings, redis: Redis) -> Orchestrator:
     )
 
 
-def build_personalizer(settings: Settings, rpc: JsonRpcClient, redis: Redis) -> Personalizer:
+def build_personalizer(settings: Settings, rpc: JsonRpc, redis: Redis) -> Personalizer:
     """Profile + style exactly as the worker runs them: the API's previews and profiles use the same one."""
     return Personalizer(
         history=build_history(settings, rpc, redis),

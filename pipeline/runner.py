@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ipfs.pinning import CIDMismatch, Pinner
 from ipfs.pinning.local import LocalStore
-from jobs.store import Job, JobStore
+from jobs.model import Job, PinStage, RenderStage, Stage, StageOutput
+from jobs.store import JobStore
 from personalization.cache import CachedHistory
 from personalization.orchestrator import Orchestration, Orchestrator
 from personalization.profile import WalletProfile, build_profile
@@ -19,34 +19,13 @@ from personalization.registry import ContractRegistry
 from personalization.style import StyleDNA, StyleParams
 from pipeline.provenance import metadata_bytes, token_metadata
 from render.errors import RenderError
-from render.procedural import render_procedural_gated
-from render.quality import QualityThresholds
-from render.result import RenderResult
+from render.renderer import Renderer
+from render.renderer.procedural import ProceduralRenderer
 
 log = logging.getLogger("personamint.pipeline")
 
 
-Renderer = Callable[[StyleDNA, StyleParams, int], Awaitable[tuple[RenderResult, dict[str, Any]]]]
-
-
-def render_job(dna: StyleDNA, params: StyleParams, seed: int) -> RenderResult:
-    """Render behind the quality gate; thresholds and attempts come from the DNA's [quality] table."""
-    quality = dict(dna.raw.get("quality", {}))
-    max_attempts = int(quality.pop("max_attempts", 3))
-    return render_procedural_gated(
-        params,
-        dna.palettes[params.palette],
-        seed,
-        dna.width,
-        dna.height,
-        thresholds=QualityThresholds.from_mapping(quality),
-        max_attempts=max_attempts,
-    )
-
-
-async def procedural_renderer(dna: StyleDNA, params: StyleParams, seed: int) -> tuple[RenderResult, dict[str, Any]]:
-    """The default renderer, off the event loop; it has no extra provenance."""
-    return await asyncio.to_thread(render_job, dna, params, seed), {}
+Output = TypeVar("Output", bound=StageOutput)
 
 
 @dataclass
@@ -81,7 +60,7 @@ class PipelineDeps:
     collections: dict[str, StyleDNA]
     pinner: Pinner
     store: LocalStore
-    renderer: Renderer = procedural_renderer
+    renderer: Renderer = field(default_factory=ProceduralRenderer)
     on_stage: Callable[[str, float], None] | None = None  # (stage, seconds) as each one completes
 
 
@@ -89,18 +68,16 @@ class Pipeline:
     def __init__(self, deps: PipelineDeps) -> None:
         self.deps = deps
 
-    async def _stage(self, job: Job, status: str, stage: str, work: Any) -> dict[str, Any]:
+    async def _stage(self, job: Job, stage: Stage, saved: Output | None, work: Callable[[], Awaitable[Output]]) -> Output:
         """Run a stage unless its output is saved; save output and timing when it completes."""
-        saved = job.stages.get(stage)
         if saved is not None:
             return saved
-        await self.deps.jobs.set_status(job.id, status)
+        await self.deps.jobs.set_status(job.id, stage.status)
         started = time.perf_counter()
-        output: dict[str, Any] = await work()
+        output = await work()
         seconds = time.perf_counter() - started
-        await self.deps.jobs.save_stage(job.id, stage, output, seconds)
-        job.stages[stage] = output
-        job.timings[stage] = seconds
+        await self.deps.jobs.save_stage(job.id, output, seconds)
+        job.record(output, seconds)
         if self.deps.on_stage is not None:
             self.deps.on_stage(stage, seconds)
         return output
@@ -109,63 +86,51 @@ class Pipeline:
         """Advance a job to 'minting'; the minter takes it from there."""
         dna = self.deps.collections[job.collection]
 
-        async def profile_stage() -> dict[str, Any]:
-            return (await self.deps.personalizer.profile(job.recipient, job.context)).to_dict()
+        async def profile_stage() -> WalletProfile:
+            return await self.deps.personalizer.profile(job.recipient, job.context)
 
-        profile_out = await self._stage(job, "profiling", "profile", profile_stage)
-        profile = WalletProfile.from_dict(profile_out)
+        profile = await self._stage(job, Stage.PROFILE, job.profile, profile_stage)
 
-        async def style_stage() -> dict[str, Any]:
-            orchestration = await self.deps.personalizer.style(profile, dna)
-            return {
-                "params": orchestration.params.to_dict(),
-                "orchestrator": orchestration.orchestrator,
-                "persona": orchestration.persona,
-                "provenance": orchestration.provenance,
-            }
+        async def style_stage() -> Orchestration:
+            return await self.deps.personalizer.style(profile, dna)
 
-        style_out = await self._stage(job, "styling", "style", style_stage)
-        orchestration = Orchestration(
-            params=StyleParams.from_dict(style_out["params"]),
-            orchestrator=style_out["orchestrator"],
-            persona=style_out["persona"],
-            provenance=style_out["provenance"],
-        )
+        orchestration = await self._stage(job, Stage.STYLE, job.style, style_stage)
 
-        async def render_stage() -> dict[str, Any]:
-            result, extra = await self.deps.renderer(dna, orchestration.params, job.seed)
+        async def render_stage() -> RenderStage:
+            rendered = await self.deps.renderer.render(dna, orchestration.params, job.seed)
+            result = rendered.result
             # The bytes go into the local content-addressed store at once: a crash after this
             # point resumes from the CID and never re-renders (diffusion is not bit-exact).
             image_cid = await self.deps.store.pin(result.png, content_type="image/png")
-            return {
-                "image_cid": image_cid,
-                "renderer": result.renderer,
-                "renderer_version": result.renderer_version,
-                "seed": result.seed,
-                "attempts": result.attempts,
-                "width": result.width,
-                "height": result.height,
-                "file_sha256": result.file_sha256,
-                "pixel_sha256": result.pixel_sha256,
-                "synth_seconds": result.synth_seconds,
-                "encode_seconds": result.encode_seconds,
-                **({"diffusion": extra} if extra else {}),
-            }
+            return RenderStage(
+                image_cid=image_cid,
+                renderer=result.renderer,
+                renderer_version=result.renderer_version,
+                seed=result.seed,
+                attempts=result.attempts,
+                width=result.width,
+                height=result.height,
+                file_sha256=result.file_sha256,
+                pixel_sha256=result.pixel_sha256,
+                synth_seconds=result.synth_seconds,
+                encode_seconds=result.encode_seconds,
+                diffusion=dict(rendered.provenance) if rendered.provenance else None,
+            )
 
-        render_out = await self._stage(job, "rendering", "render", render_stage)
+        render = await self._stage(job, Stage.RENDER, job.render, render_stage)
 
-        async def pin_stage() -> dict[str, Any]:
-            stored = await self.deps.store.get(render_out["image_cid"])
+        async def pin_stage() -> PinStage:
+            stored = await self.deps.store.get(render.image_cid)
             if stored is None:
-                raise RenderError(f"rendered image {render_out['image_cid']} is missing from the local store")
+                raise RenderError(f"rendered image {render.image_cid} is missing from the local store")
             image_cid = await self.deps.pinner.pin(stored.data, content_type="image/png")
-            if image_cid != render_out["image_cid"]:
-                raise CIDMismatch(render_out["image_cid"], image_cid)
+            if image_cid != render.image_cid:
+                raise CIDMismatch(render.image_cid, image_cid)
             metadata = token_metadata(
                 dna=dna,
                 profile=profile,
                 orchestration=orchestration,
-                render=render_out,
+                render=render,
                 image_cid=image_cid,
                 edition=job.edition,
                 base_seed=job.seed,
@@ -173,12 +138,12 @@ class Pipeline:
                 request_id=job.request_id,
             )
             metadata_cid = await self.deps.pinner.pin(metadata_bytes(metadata), content_type="application/json")
-            return {
-                "image_cid": image_cid,
-                "metadata_cid": metadata_cid,
-                "token_uri": f"ipfs://{metadata_cid}",
-                "image_uri": f"ipfs://{image_cid}",
-            }
+            return PinStage(
+                image_cid=image_cid,
+                metadata_cid=metadata_cid,
+                token_uri=f"ipfs://{metadata_cid}",
+                image_uri=f"ipfs://{image_cid}",
+            )
 
-        await self._stage(job, "pinning", "pin", pin_stage)
+        await self._stage(job, Stage.PIN, job.pin, pin_stage)
         return job

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chain.contract import PersonaMint
+from chain.web3 import connect_web3
 from ipfs.cid import cid_for_bytes
 from personalization.style import StyleDNA, StyleParams
 from render.procedural import RENDERER, RENDERER_VERSION, render_procedural
@@ -45,7 +45,7 @@ async def verify_token(
     *, rpc_url: str, contract_address: str, token_id: int, gateway_url: str, collections: dict[str, StyleDNA]
 ) -> VerifyReport:
     """Every claim in the metadata checked against the chain, IPFS and a fresh render."""
-    w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+    w3 = connect_web3(rpc_url)
     try:
         token_uri = await PersonaMint(w3, contract_address).token_uri(token_id)
     finally:

@@ -16,7 +16,6 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from saq import Worker
 from saq.job import Status
 from saq.queue.redis import RedisQueue
-from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chain.contract import PersonaMint
 from chain.errors import ChainError, ContractRevert, InsufficientFunds
@@ -24,7 +23,15 @@ from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
 from chain.journal import TxRecord
 from chain.minter import Minter, MinterConfig, MintProgress, MintTimeout, SendRejected
 from chain.rpc import JsonRpc
-from config.chain_check import BalanceWatch, refuse_wrong_chains, service_signer, webhook_alert
+from chain.web3 import connect_web3
+from config.chain_check import (
+    BalanceWatch,
+    refuse_wrong_chains,
+    rpc_balance,
+    service_signer,
+    signer_balance_floor_wei,
+    webhook_alert,
+)
 from config.clients import Core
 from config.settings import Settings
 from jobs.errors import job_error
@@ -59,7 +66,9 @@ def minter_config(settings: Settings) -> MinterConfig:
             legacy=settings.fee_legacy,
         ),
         max_fee_wait_s=settings.fee_max_wait_s,
-        low_balance_wei=int(settings.signer_low_balance_eth * 10**18),
+        # The one signer-balance threshold and cadence: this reading also feeds the alert.
+        low_balance_wei=signer_balance_floor_wei(settings),
+        balance_check_s=settings.balance_check_s,
         logs_from_block=settings.contract_deploy_block,
     )
 
@@ -274,7 +283,7 @@ async def run_minter(settings: Settings) -> None:
     await lease.acquire(poll_s=min(0.5, settings.lease_ttl_s / 4))
     log.info("minter holds lease fence %s", lease.token)
 
-    w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_url))
+    w3 = connect_web3(settings.rpc_url)
     contract = PersonaMint(w3, settings.contract_address)
     journal = RedisMintJournal(core.redis, lease, chain_id, account.address)
     minter = Minter(rpc, account, contract, minter_config(settings), journal=journal, chain_id=chain_id)
@@ -315,24 +324,29 @@ async def run_minter(settings: Settings) -> None:
         registry.register(collector)
         stop_metrics = serve_process_metrics(registry, settings.metrics_host, settings.metrics_port)
 
+    watch = None
+    if settings.alert_webhook_url and settings.alert_webhook_secret:
+        # The minter logs and counts a low balance itself; the watch adds the signed webhook for
+        # on-call, fed the minter's own readings (one balance poller per signer).
+        watch = BalanceWatch(
+            rpc_balance(rpc.call),
+            account.address,
+            chain_id=chain_id,
+            threshold_wei=signer_balance_floor_wei(settings),
+            on_low=webhook_alert(settings.alert_webhook_url, secret=settings.alert_webhook_secret.get_secret_value()),
+        )
+
     async def report_health() -> None:
         while not stop.is_set():
-            collector.update(minter.health())
+            health = minter.health()
+            collector.update(health)
             with contextlib.suppress(Exception):
                 await publish_health(core.redis, minter, chain_id)
+            if watch is not None and health.balance_wei is not None:
+                await watch.observe(health.balance_wei)
             await asyncio.sleep(HEALTH_EVERY_S)
 
     background = [asyncio.create_task(keep_lease()), asyncio.create_task(report_health())]
-    if settings.alert_webhook_url and settings.alert_webhook_secret:
-        # The minter logs and counts a low balance itself; this adds the signed webhook for on-call.
-        watch = BalanceWatch(
-            w3,
-            account.address,
-            chain_id=chain_id,
-            threshold_wei=int(settings.signer_low_balance_eth * 10**18),
-            on_low=webhook_alert(settings.alert_webhook_url, secret=settings.alert_webhook_secret.get_secret_value()),
-        )
-        background.append(asyncio.create_task(watch.run(settings.balance_check_s, stop)))
     task = asyncio.create_task(worker.start())
     # SAQ installs its own SIGTERM/SIGINT handlers when it starts, so a signal ends the worker
     # task rather than setting `stop`: wait for either.
@@ -349,6 +363,6 @@ async def run_minter(settings: Settings) -> None:
     await lease.release()
     if stop_metrics is not None:
         stop_metrics()
-    await rpc.close()
+    await rpc.aclose()
     await w3.provider.disconnect()
     await core.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from saq import Worker
@@ -19,12 +20,12 @@ from jobs.store import TERMINAL
 from observability.logging import job_context
 from observability.metrics import WorkerMetrics, serve_process_metrics
 from personalization.errors import StyleDNAError
-from personalization.rpc import JsonRpcClient
+from personalization.history import history_rpc
 from personalization.style import StyleDNA, StyleParams
 from pipeline.build import build_personalizer
-from pipeline.runner import Pipeline, PipelineDeps, Renderer, procedural_renderer
+from pipeline.runner import Pipeline, PipelineDeps
 from render.errors import RenderError
-from render.result import RenderResult
+from render.renderer import DiffusionOptions, Renderer, build_renderer
 
 log = logging.getLogger("personamint.worker")
 
@@ -74,7 +75,7 @@ async def preview_job(
     core: Core = ctx["core"]
     pipeline: Pipeline = ctx["pipeline"]
     dna = core.collections[collection]
-    result, _ = await pipeline.deps.renderer(dna, StyleParams.from_dict(params), seed)
+    result = (await pipeline.deps.renderer.render(dna, StyleParams.from_dict(params), seed)).result
     await core.redis.set(preview_image_key(preview_id), result.png, ex=ttl_s)
     ctx["metrics"].previews.inc()
     return {
@@ -99,13 +100,12 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     core = Core.create(settings)
     assert settings.rpc_url is not None, "PERSONAMINT_RPC_URL is not set"
-    rpc = JsonRpcClient(settings.rpc_url)
+    rpc = history_rpc(settings.rpc_url)
     pinner = build_pinner(
         settings.pinner_configs(), local=core.store, policy=settings.pin_policy, wait=settings.pin_wait_policy()
     )
-    renderer: Renderer = procedural_renderer
-    if settings.renderer == "diffusion":
-        renderer, ctx["batcher"] = await diffusion_renderer(settings, core)
+    renderer = await renderer_from_settings(settings, core.collections)
+    ctx["renderer"] = renderer
     metrics = WorkerMetrics()
     ctx["metrics"] = metrics
     if settings.metrics_port is not None:
@@ -128,58 +128,32 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
 
 
-async def diffusion_renderer(settings: Settings, core: Core) -> tuple[Renderer, Any]:
-    """Load the diffusion model once per worker, warm it, and micro-batch renders onto it."""
-    import asyncio
-
-    from render.batching import MicroBatcher
-    from render.diffusion import DiffusionRecipe, DiffusionRenderer, DiffusionRequest
-
-    assert settings.model_path is not None  # settings refuse renderer=diffusion without it
-    recipes = {cid: DiffusionRecipe.from_dna(dna) for cid, dna in core.collections.items()}
-    loras = {r.lora: settings.lora_dir / f"{r.lora}.safetensors" for r in recipes.values() if r.lora}
-    model = await asyncio.to_thread(
-        DiffusionRenderer.load,
-        settings.model_path,
-        device=settings.device,
-        dtype=settings.dtype,
-        model_kind=settings.model_kind,
-        config_path=settings.model_config_path,
-        loras=loras,
-        compile=settings.compile,
-        compile_mode=settings.compile_mode,
-        max_batch_size=settings.render_batch_size,
-        model_id=settings.model_id,
-    )
-    batcher = MicroBatcher(
-        model.render_batch,
-        max_batch_size=settings.render_batch_size,
-        max_wait_ms=settings.render_batch_wait_ms,
-        key=lambda request: request.batch_key,
-    )
-    for cid, dna in core.collections.items():
-        recipe = recipes[cid]
-        await batcher.call(
-            model.warmup,
-            recipe,
-            recipe.width or dna.width,
-            recipe.height or dna.height,
-            range(1, settings.render_batch_size + 1),
+async def renderer_from_settings(settings: Settings, collections: Mapping[str, StyleDNA]) -> Renderer:
+    """This worker's renderer, built once at start-up: a diffusion model is loaded and warmed here."""
+    diffusion = None
+    if settings.model_path is not None:  # settings refuse renderer=diffusion without one
+        diffusion = DiffusionOptions(
+            model_path=settings.model_path,
+            model_config_path=settings.model_config_path,
+            model_kind=settings.model_kind,
+            model_id=settings.model_id,
+            lora_dir=settings.lora_dir,
+            device=settings.device,
+            dtype=settings.dtype,
+            compile=settings.compile,
+            compile_mode=settings.compile_mode,
+            batch_size=settings.render_batch_size,
+            batch_wait_ms=settings.render_batch_wait_ms,
         )
-
-    async def render(dna: StyleDNA, params: StyleParams, seed: int) -> tuple[RenderResult, dict[str, Any]]:
-        out = await batcher.submit(DiffusionRequest.for_job(dna, params, seed))
-        return out.result, out.provenance
-
-    return render, batcher
+    return await build_renderer(settings.renderer, collections, diffusion=diffusion)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if ctx.get("stop_metrics") is not None:
         ctx["stop_metrics"]()
     await ctx["personalizer"].aclose()
-    if ctx.get("batcher") is not None:
-        await ctx["batcher"].aclose()
+    if ctx.get("renderer") is not None:
+        await ctx["renderer"].aclose()
     await aclose_pinner(ctx["pinner"])
     await ctx["rpc"].aclose()
     await ctx["core"].close()

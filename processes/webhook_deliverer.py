@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from jobs.outbox import _CLAIM, DELIVERY_RECORD_TTL_S, DUE_KEY, _decoded, delivery_key, endpoint_key
+from jobs.keys import DELIVERIES_DUE_KEY, delivery_attempts_key, delivery_key, webhook_endpoint_key
+from jobs.outbox import DELIVERY_RECORD_TTL_S, DueDeliveries, decoded
 from jobs.store import JobStore
 from observability.logging import job_context
 from webhooks.payloads import status_payload
@@ -64,7 +65,7 @@ class WebhookDeliverer:
         self.poll_s = poll_s
         self.batch = batch
         self._client = client or httpx.AsyncClient(timeout=policy.timeout_s, trust_env=False)
-        self._claim = redis.register_script(_CLAIM)
+        self._due = DueDeliveries(redis)
         self._stop = asyncio.Event()
         self._on_outcome = on_outcome or (lambda outcome: None)
 
@@ -86,24 +87,24 @@ class WebhookDeliverer:
     async def run_once(self) -> int:
         now = time.time()
         lease_until = now + self.policy.timeout_s + 5
-        claimed = await self._claim(keys=[DUE_KEY], args=[repr(now), repr(lease_until), self.batch])
+        claimed = await self._due.claim(now=now, lease_until=lease_until, batch=self.batch)
         if not claimed:
             return 0
-        await asyncio.gather(*(self.deliver(raw.decode()) for raw in claimed))
+        await asyncio.gather(*(self.deliver(delivery_id) for delivery_id in claimed))
         return len(claimed)
 
     async def deliver(self, delivery_id: str) -> str:
         key = delivery_key(delivery_id)
-        record = _decoded(await self.redis.hgetall(key))
+        record = decoded(await self.redis.hgetall(key))
         if record.get("state") != "pending":
-            await self.redis.zrem(DUE_KEY, delivery_id)
+            await self.redis.zrem(DELIVERIES_DUE_KEY, delivery_id)
             return record.get("state", "missing")
         with job_context(record["job_id"]):
             return await self._attempt(delivery_id, record)
 
     async def _attempt(self, delivery_id: str, record: dict[str, str]) -> str:
         key = delivery_key(delivery_id)
-        endpoint_raw = await self.redis.get(endpoint_key(record["tenant"]))
+        endpoint_raw = await self.redis.get(webhook_endpoint_key(record["tenant"]))
         if endpoint_raw is None:
             return await self._finish(delivery_id, record, "dead", None, "the tenant has no webhook endpoint", 0.0)
         endpoint = json.loads(endpoint_raw)
@@ -166,21 +167,21 @@ class WebhookDeliverer:
             fields["last_error"] = error
         history = {"at": now, "status": status, "error": error, "seconds": round(seconds, 4)}
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(f"{key}:attempts", json.dumps(history))
-            pipe.ltrim(f"{key}:attempts", -100, -1)
+            pipe.rpush(delivery_attempts_key(delivery_id), json.dumps(history))
+            pipe.ltrim(delivery_attempts_key(delivery_id), -100, -1)
             if state == "retry":
                 next_at = now + self.policy.delay(attempts, retry_after)
                 fields.update(state="pending", next_at=repr(next_at))
                 pipe.hset(key, mapping=fields)
-                pipe.zadd(DUE_KEY, {delivery_id: next_at})
+                pipe.zadd(DELIVERIES_DUE_KEY, {delivery_id: next_at})
             else:
                 fields["state"] = state
                 if state == "delivered":
                     fields["delivered_at"] = repr(now)
                 pipe.hset(key, mapping=fields)
-                pipe.zrem(DUE_KEY, delivery_id)
+                pipe.zrem(DELIVERIES_DUE_KEY, delivery_id)
                 pipe.expire(key, DELIVERY_RECORD_TTL_S)
-                pipe.expire(f"{key}:attempts", DELIVERY_RECORD_TTL_S)
+                pipe.expire(delivery_attempts_key(delivery_id), DELIVERY_RECORD_TTL_S)
             await pipe.execute()
         if state == "dead":
             log.warning("webhook %s dead-lettered after %d tries: %s", delivery_id, attempts, error)

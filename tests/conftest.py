@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import pytest_asyncio
-from eth_account.signers.local import LocalAccount
-from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from chain.contract import Deployment, PersonaMint, deploy_persona_mint
-from chain.dev_accounts import dev_account
+from chain.web3 import connect_web3
 from devstack.anvil import AnvilProcess
+from tests.support.chain import DeployedMint, deploy_test_mint
 
 
 @pytest.fixture(scope="session")
@@ -23,40 +19,9 @@ def anvil() -> Iterator[AnvilProcess]:
         yield node
 
 
-@dataclass(frozen=True)
-class DeployedMint:
-    """PersonaMint deployed with dev account 0 as admin and dev account 1 as minter."""
-
-    w3: AsyncWeb3[Any]
-    deployment: Deployment
-    contract: PersonaMint
-    admin: LocalAccount
-    minter: LocalAccount
-    outsider: LocalAccount
-
-
 @pytest_asyncio.fixture
 async def deployed(anvil: AnvilProcess) -> AsyncIterator[DeployedMint]:
     # Function-scoped: the AsyncWeb3 session belongs to the test's event loop.
-    w3 = AsyncWeb3(AsyncHTTPProvider(anvil.url))
-    admin, minter, outsider = dev_account(0), dev_account(1), dev_account(2)
-    deployment = await deploy_persona_mint(
-        w3,
-        admin,
-        name="Persona Mint",
-        symbol="PERSONA",
-        admin=admin.address,
-        minter=minter.address,
-        contract_uri="ipfs://contract",
-        royalty_receiver=admin.address,
-        royalty_bps=500,
-    )
-    yield DeployedMint(
-        w3=w3,
-        deployment=deployment,
-        contract=PersonaMint(w3, deployment.address),
-        admin=admin,
-        minter=minter,
-        outsider=outsider,
-    )
+    w3 = connect_web3(anvil.url)
+    yield await deploy_test_mint(w3)
     await w3.provider.disconnect()

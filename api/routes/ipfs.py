@@ -8,16 +8,16 @@ from litestar import Request, Response, get
 from litestar.params import FromPath
 
 from api.errors import ApiError
-from api.routes.common import core_of, problem_responses
+from api.routes.common import problem_responses
+from api.state import api_state
 from ipfs.cid import is_cid
 
 
 @get("/ipfs/{cid:str}", summary="IPFS gateway for pinned content", responses=problem_responses(400, 404))
 async def ipfs_gateway(request: Request[Any, Any, Any], cid: FromPath[str]) -> Response[bytes]:
-    state = request.app.state
     if not is_cid(cid):
         raise ApiError(400, "invalid_cid", "not a CID")
-    found = await core_of(state).store.get(cid)
+    found = await api_state(request.app).core.store.get(cid)
     if found is None:
         raise ApiError(404, "cid_not_found", f"{cid} is not pinned here")
     return Response(
@@ -25,3 +25,6 @@ async def ipfs_gateway(request: Request[Any, Any, Any], cid: FromPath[str]) -> R
         media_type=found.content_type,
         headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{cid}"'},
     )
+
+
+HANDLERS = (ipfs_gateway,)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, Response, get
 
 from api.metrics import content_type
-from api.routes.common import core_of, metrics_of, problem_responses
+from api.routes.common import problem_responses
 from api.schemas import (
     Health,
     Ready,
 )
-from personalization.rpc import JsonRpcClient
+from api.state import api_state
+from config.chain_check import read_signer_balance, rpc_balance, signer_balance_floor_wei
+
+# One readiness check's report: `ok` and what it saw (JSON, under `checks` in /ready's answer).
+CheckReport = dict[str, object]
 
 BENCH_PATH = "/_bench/bare"
 
@@ -24,10 +29,10 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-async def _check(name: str, probe: Any) -> tuple[str, dict[str, Any]]:
+async def _check(name: str, probe: Callable[[], Awaitable[CheckReport]]) -> tuple[str, CheckReport]:
     started = time.perf_counter()
     try:
-        result: dict[str, Any] = await asyncio.wait_for(probe(), 3.0)
+        result = await asyncio.wait_for(probe(), 3.0)
     except Exception as exc:  # noqa: BLE001 - any failure is "not ready", reported by type
         result = {"ok": False, "error": type(exc).__name__}
     result["ms"] = round((time.perf_counter() - started) * 1000, 2)
@@ -36,30 +41,33 @@ async def _check(name: str, probe: Any) -> tuple[str, dict[str, Any]]:
 
 @get("/ready", summary="Readiness: Redis, chain, signer balance, queue depth", responses=problem_responses(503))
 async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
-    state = request.app.state
-    core = core_of(state)
+    state = api_state(request.app)
+    core = state.core
     settings = core.settings
-    rpc: JsonRpcClient = state.rpc
+    rpc = state.rpc
+    signer_address = state.signer_address
 
-    async def redis_probe() -> dict[str, Any]:
+    async def redis_probe() -> CheckReport:
         return {"ok": bool(await core.redis.ping())}
 
-    async def chain_probe() -> dict[str, Any]:
+    async def chain_probe() -> CheckReport:
         chain_id = int(await rpc.call("eth_chainId"), 16)
         ok = settings.chain_id is None or chain_id == settings.chain_id
         return {"ok": ok, "chain_id": chain_id}
 
-    async def signer_probe() -> dict[str, Any]:
-        if state.signer_address is None:
+    async def signer_probe() -> CheckReport:
+        if signer_address is None:
             return {"ok": True, "skipped": "no signer configured"}
-        balance = int(await rpc.call("eth_getBalance", [state.signer_address, "latest"]), 16)
-        return {"ok": balance >= settings.min_signer_balance_wei, "address": state.signer_address, "wei": str(balance)}
+        reading = await read_signer_balance(
+            rpc_balance(rpc.call), signer_address, threshold_wei=signer_balance_floor_wei(settings)
+        )
+        return {"ok": not reading.low, "address": reading.address, "wei": str(reading.balance_wei)}
 
-    async def queue_probe() -> dict[str, Any]:
+    async def queue_probe() -> CheckReport:
         pipeline_depth = await core.pipeline_queue.count("queued")
         mint_depth = await core.mint_queue.count("queued")
-        metrics_of(state).queue_depth.labels("pipeline").set(pipeline_depth)
-        metrics_of(state).queue_depth.labels("mint").set(mint_depth)
+        state.metrics.queue_depth.labels("pipeline").set(pipeline_depth)
+        state.metrics.queue_depth.labels("mint").set(mint_depth)
         return {"ok": pipeline_depth + mint_depth <= settings.max_queue_depth, "pipeline": pipeline_depth,
                 "mint": mint_depth}  # fmt: skip
 
@@ -90,8 +98,7 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
-    state = request.app.state
-    return Response(metrics_of(state).render(), media_type=content_type())
+    return Response(api_state(request.app).metrics.render(), media_type=content_type())
 
 
 @get(BENCH_PATH, include_in_schema=False)
@@ -104,3 +111,7 @@ async def bench_bare() -> dict[str, str]:
 async def bench_bare_with_context() -> dict[str, str]:
     """The same, through RequestContext (request id, metrics) like every API route (benchmarks)."""
     return {"status": "ok"}
+
+
+HANDLERS = (health, ready, metrics_endpoint)
+BENCH_HANDLERS = (bench_bare, bench_bare_with_context)  # mounted with `bench_routes` only

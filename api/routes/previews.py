@@ -8,15 +8,14 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api.auth import caller_of, requires
+from api.auth import caller_of
 from api.errors import ApiError
-from api.idempotency import IdempotencyStore
-from api.previews import PreviewService
-from api.routes.common import IdempotencyKey, core_of, metrics_of, problem_responses, valid_id
+from api.routes.common import PREVIEW_ID_MAX, IdempotencyKeyHeader, is_wellformed_id, problem_responses, requires
 from api.schemas import (
     PreviewRequest,
     ProfileView,
 )
+from api.state import api_state
 from api.validation import check_context, parse_idempotency_key, parse_recipient
 
 
@@ -29,27 +28,27 @@ from api.validation import check_context, parse_idempotency_key, parse_recipient
     security=[{"bearer": []}],
 )
 async def create_preview(
-    request: Request[Any, Any, Any], data: JSONBody[PreviewRequest], idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], data: JSONBody[PreviewRequest], idempotency_key: IdempotencyKeyHeader = None
 ) -> Response[Any]:
-    state = request.app.state
+    state = api_state(request.app)
     caller = caller_of(request)
     key = parse_idempotency_key(idempotency_key)
     recipient = parse_recipient(data.recipient)
-    core = core_of(state)
+    core = state.core
     if data.collection not in core.collections:
         raise ApiError(404, "unknown_collection", f"collection {data.collection!r} does not exist")
     caller.require_collection(data.collection)
     context = check_context(data.context)
-    previews: PreviewService = state.previews
 
     async def produce() -> tuple[int, Any]:
-        view = await previews.preview(recipient, data.collection, context)
-        metrics_of(state).previews.labels(str(view["cached"]).lower()).inc()
+        view = await state.previews.preview(recipient, data.collection, context)
+        state.metrics.previews.labels(str(view["cached"]).lower()).inc()
         return 200, view
 
     payload = {"recipient": recipient, "collection": data.collection, "context": context}
-    idem: IdempotencyStore = state.idempotency
-    return await idem.run(operation="preview", caller=caller.tenant, key=key, payload=payload, produce=produce)
+    return await state.idempotency.run(
+        operation="preview", caller=caller.tenant, key=key, payload=payload, produce=produce
+    )
 
 
 @get(
@@ -59,9 +58,8 @@ async def create_preview(
     media_type="image/png",
 )
 async def preview_image(request: Request[Any, Any, Any], preview_id: FromPath[str]) -> Response[bytes]:
-    state = request.app.state
-    previews: PreviewService = state.previews
-    png = await previews.image(preview_id) if valid_id(preview_id, 64, "-_") else None
+    previews = api_state(request.app).previews
+    png = await previews.image(preview_id) if is_wellformed_id(preview_id, PREVIEW_ID_MAX, "-_") else None
     if png is None:
         raise ApiError(404, "preview_not_found", "no such preview (they expire)")
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
@@ -79,9 +77,9 @@ async def get_profile(
     address: FromPath[str],
     collection: Annotated[str, QueryParameter(name="collection", max_length=64)] = "default",
 ) -> ProfileView:
-    state = request.app.state
+    state = api_state(request.app)
     wallet = parse_recipient(address)
-    core = core_of(state)
+    core = state.core
     if collection not in core.collections:
         raise ApiError(404, "unknown_collection", f"collection {collection!r} does not exist")
     caller_of(request).require_collection(collection)
@@ -91,8 +89,9 @@ async def get_profile(
         view = msgspec.json.decode(cached, type=ProfileView)
         view.cached = True
         return view
-    previews: PreviewService = state.previews
-    found = await previews.profile_and_style(wallet, collection)
-    view = ProfileView(**found)
+    view = await state.previews.profile_and_style(wallet, collection)
     await core.redis.set(cache_key, msgspec.json.encode(view), ex=core.settings.preview_cache_ttl_s)
     return view
+
+
+HANDLERS = (create_preview, preview_image, get_profile)

@@ -7,20 +7,19 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.params import JSONBody
 
-from api.routes.common import IdempotencyKey, problem_responses
+from api.routes.common import IdempotencyKeyHeader, problem_responses
 from api.schemas import (
     Nonce,
     SessionView,
     SiweRequest,
 )
-from api.siwe import SiweService
+from api.state import api_state
 from api.validation import parse_idempotency_key
 
 
 @get("/v1/auth/nonce", summary="A single-use nonce for a Sign-In with Ethereum message")
 async def siwe_nonce(request: Request[Any, Any, Any]) -> Nonce:
-    state = request.app.state
-    siwe: SiweService = state.siwe
+    siwe = api_state(request.app).siwe
     nonce, expires_at = await siwe.new_nonce()
     return Nonce(
         nonce=nonce,
@@ -42,12 +41,10 @@ async def siwe_nonce(request: Request[Any, Any, Any]) -> Nonce:
     responses=problem_responses(400, 401, 413, 429, 503),
 )
 async def siwe_sign_in(
-    request: Request[Any, Any, Any], data: JSONBody[SiweRequest], idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], data: JSONBody[SiweRequest], idempotency_key: IdempotencyKeyHeader = None
 ) -> SessionView:
-    state = request.app.state
     parse_idempotency_key(idempotency_key)
-    siwe: SiweService = state.siwe
-    session = await siwe.sign_in(data.message, data.signature)
+    session = await api_state(request.app).siwe.sign_in(data.message, data.signature)
     return SessionView(
         token=session.token,
         token_type="Bearer",  # noqa: S106 - the OAuth token type, not a password
@@ -55,3 +52,6 @@ async def siwe_sign_in(
         expires_at=session.expires_at,
         tenant=f"wallet:{session.address}",
     )
+
+
+HANDLERS = (siwe_nonce, siwe_sign_in)

@@ -6,25 +6,27 @@ import time
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
-from api.auth import Caller, caller_of, requires
+from api.auth import Caller, caller_of
 from api.errors import ApiError
-from api.idempotency import IdempotencyStore
-from api.inbound import inbound_dedup_key, parse_inbound, verify_signature
-from api.routes.common import DELIVERY_ID_MAX, IdempotencyKey, core_of, metrics_of, problem_responses, valid_id
-from api.routes.mints import accept_mint
+from api.inbound import INBOUND_DEDUP_TTL_S, inbound_dedup_key, parse_inbound, verify_signature
+from api.routes.common import (
+    DELIVERY_ID_MAX,
+    IdempotencyKeyHeader,
+    accept_mint,
+    is_wellformed_id,
+    problem_responses,
+    requires,
+)
 from api.schemas import (
     Delivery,
     DeliveryAttempt,
     DeliveryList,
     WebhookAccepted,
 )
+from api.state import ApiState, api_state
 from api.validation import parse_idempotency_key
-from config.settings import Settings
-from jobs.outbox import DeliveryStore
-from jobs.ratelimit import RateLimiter
 from webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 
@@ -40,10 +42,9 @@ from webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
     responses=problem_responses(400, 401, 404, 409, 413, 429, 503),
 )
 async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]) -> Response[WebhookAccepted]:
-    state = request.app.state
-    settings: Settings = core_of(state).settings
-    config = settings.webhook_sources.get(source)
-    metrics = metrics_of(state)
+    state = api_state(request.app)
+    config = state.core.settings.webhook_sources.get(source)
+    metrics = state.metrics
     if config is None:
         raise ApiError(404, "unknown_webhook_source", "no webhook source by that name")
     body = await request.body()
@@ -55,8 +56,7 @@ async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]
         tolerance_s=config.tolerance_s,
         now=time.time(),
     )
-    limiter: RateLimiter = state.limiter
-    decision = await limiter.hit((f"source:{source}", state.key_limit))
+    decision = await state.limiter.hit((f"source:{source}", state.key_limit))
     if not decision.allowed:
         metrics.rate_limited.labels("source").inc()
         raise ApiError(
@@ -69,7 +69,7 @@ async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]
     if not event.mapped:
         metrics.webhooks_in.labels(source, "ignored").inc()
         return Response(WebhookAccepted(event_id=event.event_id, status="ignored"), status_code=200)
-    redis = core_of(state).redis
+    redis = state.core.redis
     dedup_key = inbound_dedup_key(source, event.event_id)
     if await redis.exists(dedup_key):
         metrics.webhooks_in.labels(source, "replayed").inc()
@@ -83,7 +83,7 @@ async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]
         context=event.context or {},
         idempotency_key=f"webhook:{source}:{event.event_id}"[:255],
     )
-    await redis.set(dedup_key, mint.id, ex=86400 * 7)
+    await redis.set(dedup_key, mint.id, ex=INBOUND_DEDUP_TTL_S)
     if replayed:
         metrics.webhooks_in.labels(source, "replayed").inc()
         raise ApiError(409, "webhook_replayed", "this event id was already received", event_id=event.event_id)
@@ -125,17 +125,15 @@ async def list_deliveries(
     delivery_state: Annotated[str | None, QueryParameter(name="state", required=False)] = None,
     limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100)] = 50,
 ) -> DeliveryList:
-    state = request.app.state
     if delivery_state is not None and delivery_state not in ("pending", "delivered", "dead"):
         raise ApiError(400, "invalid_request", "state must be pending, delivered or dead")
-    store: DeliveryStore = state.deliveries
-    records = await store.list(caller_of(request).tenant, delivery_state, limit)
+    records = await api_state(request.app).deliveries.list(caller_of(request).tenant, delivery_state, limit)
     return DeliveryList(deliveries=[_delivery_view(r) for r in records])
 
 
-async def _owned_delivery(state: State, caller: Caller, delivery_id: str) -> dict[str, Any]:
-    store: DeliveryStore = state.deliveries
-    record = await store.get(delivery_id) if valid_id(delivery_id, DELIVERY_ID_MAX, ".") else None
+async def _owned_delivery(state: ApiState, caller: Caller, delivery_id: str) -> dict[str, Any]:
+    wellformed = is_wellformed_id(delivery_id, DELIVERY_ID_MAX, ".")
+    record = await state.deliveries.get(delivery_id) if wellformed else None
     if record is None or record.get("tenant") != caller.tenant:
         raise ApiError(404, "delivery_not_found", "no such webhook delivery")
     return record
@@ -149,8 +147,7 @@ async def _owned_delivery(state: State, caller: Caller, delivery_id: str) -> dic
     security=[{"bearer": []}],
 )
 async def get_delivery(request: Request[Any, Any, Any], delivery_id: FromPath[str]) -> Delivery:
-    state = request.app.state
-    return _delivery_view(await _owned_delivery(state, caller_of(request), delivery_id))
+    return _delivery_view(await _owned_delivery(api_state(request.app), caller_of(request), delivery_id))
 
 
 @post(
@@ -162,21 +159,22 @@ async def get_delivery(request: Request[Any, Any, Any], delivery_id: FromPath[st
     security=[{"bearer": []}],
 )
 async def retry_delivery(
-    request: Request[Any, Any, Any], delivery_id: FromPath[str], idempotency_key: IdempotencyKey = None
+    request: Request[Any, Any, Any], delivery_id: FromPath[str], idempotency_key: IdempotencyKeyHeader = None
 ) -> Response[Any]:
-    state = request.app.state
+    state = api_state(request.app)
     caller = caller_of(request)
     key = parse_idempotency_key(idempotency_key)
-    store: DeliveryStore = state.deliveries
 
     async def produce() -> tuple[int, Any]:
         record = await _owned_delivery(state, caller, delivery_id)
         if record["state"] != "dead":
             raise ApiError(409, "delivery_not_dead", f"the delivery is {record['state']}, not dead")
-        await store.redeliver(delivery_id)
+        await state.deliveries.redeliver(delivery_id)
         return 202, _delivery_view({**record, "state": "pending", "attempts": 0, "history": None})
 
-    idem: IdempotencyStore = state.idempotency
-    return await idem.run(
+    return await state.idempotency.run(
         operation="redeliver", caller=caller.tenant, key=key, payload={"delivery": delivery_id}, produce=produce
     )
+
+
+HANDLERS = (inbound_webhook, list_deliveries, get_delivery, retry_delivery)

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from personalization.profile import WalletProfile
-from personalization.style import StyleDNA, StyleParams
+from personalization.orchestrator.base import Orchestration, Orchestrator
 
-
-@dataclass(frozen=True)
-class Orchestration:
-    """The params chosen and how they were chosen (goes into provenance)."""
-
-    params: StyleParams
-    orchestrator: str
-    persona: str
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-
-class Orchestrator(Protocol):
-    name: str
-
-    async def choose(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration: ...
+__all__ = ["Orchestration", "Orchestrator", "build_orchestrator"]
 
 
 def build_orchestrator(

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from personalization.bounds import clamp_params
-from personalization.orchestrator import Orchestration
+from personalization.orchestrator.base import Orchestration
 from personalization.orchestrator.rule_based import RuleBasedOrchestrator, rule_based_params
 from personalization.profile import WalletProfile
 from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, StyleDNA, StyleParams, canonical_json

@@ -28,7 +28,7 @@ import math
 from typing import Any
 
 from personalization.bounds import clamp_params
-from personalization.orchestrator import Orchestration
+from personalization.orchestrator.base import Orchestration
 from personalization.profile import WalletProfile
 from personalization.style import CHOICE_FIELDS, StyleDNA, StyleParams, canonical_json
 

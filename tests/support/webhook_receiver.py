@@ -1,4 +1,4 @@
-"""A local webhook receiver for tests: records every request and answers from a script of statuses."""
+"""A local webhook receiver for tests: records every request, answers from a script of statuses, checks signatures."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from devstack.anvil import free_port
+from webhooks.signing import sign
 
 
 @dataclass
@@ -19,6 +20,20 @@ class Received:
     body: bytes
     status: int
     at: float = field(default_factory=time.time)
+
+
+class SignedRequest(Protocol):
+    """A recorded request: header names lower-cased, the body exactly as received."""
+
+    headers: dict[str, str]
+    body: bytes
+
+
+def assert_signed(request: SignedRequest, secret: str) -> None:
+    """The request carries the service's one outbound signature (webhooks.signing): fresh, over its exact body."""
+    timestamp = request.headers["x-personamint-timestamp"]
+    assert request.headers["x-personamint-signature"] == f"v1={sign(secret, timestamp, request.body)}"
+    assert abs(time.time() - int(timestamp)) < 60
 
 
 class WebhookReceiver:

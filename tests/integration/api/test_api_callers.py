@@ -14,7 +14,7 @@ import pytest
 from eth_account import Account
 
 from api.keys import KeyStore
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[3]
 

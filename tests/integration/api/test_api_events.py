@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from eth_account import Account
 
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 ORDER = ["queued", "profiling", "styling", "rendering", "pinning", "minting", "confirmed"]
 
@@ -154,13 +154,13 @@ def test_preview_without_a_render_worker_is_a_retryable_503(stack: Stack) -> Non
     """Previews render on the workers (their renderer is the mint's); with none listening, a 503 in time."""
     import asyncio
 
-    from tests.integration.conftest import _key
+    from tests.support.stack import issue_api_key
 
     lonely_redis = stack.redis.url.rsplit("/", 1)[0] + "/1"  # same server, a database no worker serves
     base_url = stack.spawn_api(
         "api-no-workers", {"PERSONAMINT_REDIS_URL": lonely_redis, "PERSONAMINT_PREVIEW_TIMEOUT_S": "1"}
     )
-    api_key = asyncio.run(_key(lonely_redis, "tenant-lonely"))
+    api_key = asyncio.run(issue_api_key(lonely_redis, "tenant-lonely"))
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30) as client:
         started = time.monotonic()
         response = client.post("/v1/previews", json={"recipient": Account.create().address})

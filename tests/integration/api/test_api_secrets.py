@@ -9,7 +9,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from api.siwe import SiweMessage
-from tests.integration.conftest import WEBHOOK_SECRET, WEBHOOK_SOURCE, Stack
+from tests.support.stack import WEBHOOK_SECRET, WEBHOOK_SOURCE, Stack
 from webhooks.signing import signature_headers
 
 

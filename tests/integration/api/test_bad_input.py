@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 GOOD = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 

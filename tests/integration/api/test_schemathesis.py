@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 EXAMPLES_PER_MODE = 80
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}

@@ -13,7 +13,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from api.siwe import MAX_SIGNATURE_BYTES, SiweMessage
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> None:

@@ -1,4 +1,4 @@
-"""GET /v1/mints/{id} is answered in front of the router (api.app.StatusReads): same answers, one charge.
+"""GET /v1/mints/{id} is answered in front of the router (api.status_reads.StatusReads): same answers, one charge.
 
 The app runs in this process on the stack's Redis, so each request can go both ways: through the
 whole ASGI stack (fast path first) and straight into Litestar's router, which is what answered
@@ -22,8 +22,8 @@ from eth_account import Account
 from api.app import create_app
 from api.status_reads import StatusReads
 from config.settings import Settings
-from tests.integration.conftest import Stack
-from tests.integration.mint_flow.test_walking_skeleton import wait_for
+from tests.support.polling import wait_for_job
+from tests.support.stack import Stack
 
 Response = tuple[int, dict[bytes, bytes], Any, bytes]  # status, headers, JSON less request_id, raw body
 
@@ -97,7 +97,7 @@ def both_ways(litestar: Any) -> tuple[Any, StatusReads, Counting]:
 async def test_fast_path_answers_what_the_router_answers(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     with stack.client() as client:
         accepted = client.post("/v1/mints", json={"recipient": Account.create().address}).json()
-        done = await asyncio.to_thread(wait_for, client, accepted["id"])
+        done = await asyncio.to_thread(wait_for_job, client, accepted["id"])
     assert done["status"] == "confirmed"
     async with in_process(stack, monkeypatch) as app:
         await _compare_confirmed(app, stack, accepted["id"], done)
@@ -184,22 +184,22 @@ async def test_ended_answers_are_kept_and_still_checked(stack: Stack, monkeypatc
     """A confirmed job's answer is kept; later reads fetch only owner and status, and still refuse what they must."""
     from redis.asyncio import Redis
 
-    import api.app
+    import api.status_reads
 
     with stack.client() as client:
         accepted = client.post("/v1/mints", json={"recipient": Account.create().address}).json()
-        done = await asyncio.to_thread(wait_for, client, accepted["id"])
+        done = await asyncio.to_thread(wait_for_job, client, accepted["id"])
     assert done["status"] == "confirmed"
     elsewhere = await asyncio.to_thread(stack.new_key, "tenant-elsewhere-kept")
     views = 0
-    shape = api.app._status_view
+    shape = api.status_reads.status_view
 
     def counting(*args: Any) -> Any:
         nonlocal views
         views += 1
         return shape(*args)
 
-    monkeypatch.setattr(api.app, "_status_view", counting)
+    monkeypatch.setattr(api.status_reads, "status_view", counting)
     path, bearer = f"/v1/mints/{accepted['id']}", f"Bearer {stack.api_key}"
     async with in_process(stack, monkeypatch) as app:
         whole, fast, router = both_ways(app)

@@ -14,11 +14,10 @@ import pytest
 from chain.contracts.build import PROJECT_ROOT
 from devstack.anvil import AnvilProcess
 from devstack.seed import ARCHETYPES, REGISTRY_LABELS, SeedError, SeedResult, describe, seed_demo
-from personalization.history import fetch_history
+from personalization.history import fetch_history, history_rpc
 from personalization.orchestrator.rule_based import persona_of, rule_based_params
 from personalization.profile import WalletProfile, build_profile
 from personalization.registry import ContractRegistry
-from personalization.rpc import JsonRpcClient
 from personalization.style import load_style_dna
 
 SEEDING_BUDGET_S = 20.0
@@ -43,7 +42,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 
 async def _profiles(seeded: Seeded) -> dict[str, WalletProfile]:
     registry = ContractRegistry.load(seeded.registry_path)
-    async with JsonRpcClient(seeded.anvil.url) as rpc:
+    async with history_rpc(seeded.anvil.url) as rpc:
         histories = await asyncio.gather(
             *(fetch_history(rpc, seeded.result.wallets[archetype]) for archetype in ARCHETYPES)
         )

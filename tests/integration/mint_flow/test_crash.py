@@ -14,7 +14,7 @@ from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chain.contract import PersonaMint
-from tests.integration.conftest import Stack
+from tests.support.stack import Stack
 
 PIPELINE_STAGES = {"profiling", "styling", "rendering", "pinning"}
 TERMINAL = {"confirmed", "failed"}

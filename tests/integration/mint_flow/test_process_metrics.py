@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devstack.anvil import AnvilProcess, free_port
 from devstack.local import RedisServer, ServiceProcesses, deploy_local_contract, service_env
 from jobs.store import STAGES
-from tests.integration.conftest import _key, _wait_healthy
+from tests.support.stack import issue_api_key, wait_healthy
 
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 JOBS = 3
@@ -45,7 +45,7 @@ class Processes:
     """One API, one worker and one minter, each its own OS process; the worker and minter with metrics ports."""
 
     def __init__(self, root: Path, redis_url: str, rpc_url: str) -> None:
-        self.api_key = asyncio.run(_key(redis_url, "tenant-metrics"))
+        self.api_key = asyncio.run(issue_api_key(redis_url, "tenant-metrics"))
         address, chain_id = asyncio.run(deploy_local_contract(rpc_url))
         self.env = service_env(
             redis_url=redis_url, rpc_url=rpc_url, contract_address=address, chain_id=chain_id, data_dir=root / "data"
@@ -56,7 +56,7 @@ class Processes:
         self.api = self._spawn("api", "api", {})
         self._spawn("worker", "worker", {"PERSONAMINT_METRICS_PORT": str(self.worker_port)})
         self._spawn("minter", "minter", {"PERSONAMINT_METRICS_PORT": str(self.minter_port)})
-        _wait_healthy(self.api.base_url, self.api.processes["api"], self.log_dir / "api.log")
+        wait_healthy(self.api.base_url, self.api.processes["api"], self.log_dir / "api.log")
 
     def _spawn(self, name: str, command: str, extra: dict[str, str]) -> ServiceProcesses:
         group = ServiceProcesses({**self.env, **extra}, port=free_port(), log_dir=self.log_dir)

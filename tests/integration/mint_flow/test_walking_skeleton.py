@@ -6,29 +6,14 @@ import asyncio
 import hashlib
 import json
 import time
-from typing import Any
 
-import httpx
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chain.contract import PersonaMint
 from ipfs.cid import cid_for_bytes
-from tests.integration.conftest import Stack
-
-
-def wait_for(client: httpx.Client, job_id: str, timeout_s: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    seen = []
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/mints/{job_id}").json()
-        if not seen or seen[-1] != body["status"]:
-            seen.append(body["status"])
-        if body["status"] in ("confirmed", "failed"):
-            body["_seen"] = seen
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish; statuses seen {seen}")
+from tests.support.polling import wait_for_job
+from tests.support.stack import Stack
 
 
 async def chain_view(stack: Stack, token_id: int, request_id: str) -> tuple[str, str, int | None, int]:
@@ -55,7 +40,7 @@ def test_one_wallet_in_one_token_out(stack: Stack) -> None:
         assert job["status"] == "queued"
         assert job["links"]["self"] == f"/v1/mints/{job['id']}"
 
-        done = wait_for(client, job["id"])
+        done = wait_for_job(client, job["id"])
         assert done["status"] == "confirmed", done
         assert done["recipient"] == recipient
         for stage in ("profile", "style", "render", "pin", "mint"):
@@ -101,8 +86,8 @@ def test_one_wallet_in_one_token_out(stack: Stack) -> None:
 def test_editions_count_per_recipient_and_seed_differs(stack: Stack) -> None:
     recipient = Account.create().address
     with stack.client() as client:
-        first = wait_for(client, client.post("/v1/mints", json={"recipient": recipient}).json()["id"])
-        second = wait_for(client, client.post("/v1/mints", json={"recipient": recipient.lower()}).json()["id"])
+        first = wait_for_job(client, client.post("/v1/mints", json={"recipient": recipient}).json()["id"])
+        second = wait_for_job(client, client.post("/v1/mints", json={"recipient": recipient.lower()}).json()["id"])
     assert first["status"] == second["status"] == "confirmed"
     assert (first["edition"], second["edition"]) == (0, 1)
     assert first["token_id"] != second["token_id"]
@@ -119,7 +104,7 @@ def test_verify_rerenders_a_minted_token(stack: Stack) -> None:
     from pipeline.verify import verify_token
 
     with stack.client() as client:
-        done = wait_for(client, client.post("/v1/mints", json={"recipient": Account.create().address}).json()["id"])
+        done = wait_for_job(client, client.post("/v1/mints", json={"recipient": Account.create().address}).json()["id"])
     report = asyncio.run(
         verify_token(
             rpc_url=stack.anvil.url,

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 from eth_account import Account
 
-from tests.integration.conftest import WEBHOOK_SECRET, WEBHOOK_SOURCE, WEBHOOK_TENANT, Stack
-from tests.support.webhook_receiver import Received, WebhookReceiver
-from webhooks.signing import sign, signature_headers
+from tests.support.stack import WEBHOOK_SECRET, WEBHOOK_SOURCE, WEBHOOK_TENANT, Stack
+from tests.support.webhook_receiver import WebhookReceiver, assert_signed
+from webhooks.signing import signature_headers
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -73,12 +73,6 @@ def wait_for_delivery(client: httpx.Client, job_id: str, state: str, timeout_s: 
                 return found
         time.sleep(0.05)
     raise AssertionError(f"no {state} delivery for {job_id}")
-
-
-def assert_signed(request: Received, secret: str) -> None:
-    timestamp = request.headers["x-personamint-timestamp"]
-    assert request.headers["x-personamint-signature"] == f"v1={sign(secret, timestamp, request.body)}"
-    assert abs(time.time() - int(timestamp)) < 60
 
 
 def test_inbound_event_mints_and_a_signed_status_goes_back(stack: Stack) -> None:

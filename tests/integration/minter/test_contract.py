@@ -26,7 +26,7 @@ from chain.errors import (
     MissingRole,
     RequestAlreadyMinted,
 )
-from tests.conftest import DeployedMint
+from tests.support.chain import DeployedMint
 
 MINTED_TOPIC = keccak(text="Minted(bytes32,uint256,address)")
 METADATA_UPDATE_TOPIC = keccak(text="MetadataUpdate(uint256)")

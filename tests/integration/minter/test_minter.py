@@ -3,136 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import pytest
-from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
-from eth_account import Account
 from eth_utils.abi import function_signature_to_4byte_selector
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
-from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chain.contract import MINTER_ROLE, PersonaMint, deploy_persona_mint, send_transaction
 from chain.dev_accounts import dev_account
 from chain.errors import ContractRevert, InsufficientFunds, MaxSupplyReached, MissingRole
 from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
-from chain.journal import MintJournal
 from chain.minter import Minter, MinterConfig, MintProgress, MintReceipt
 from chain.rpc import JsonRpc
+from chain.web3 import connect_web3
 from devstack.anvil import AnvilProcess
-
-MINT_SKIPPED_TOPIC = "0x" + keccak(text="MintSkipped(bytes32,uint256)").hex()
-MINTED_TOPIC = "0x" + keccak(text="Minted(bytes32,uint256,address)").hex()
-_OWNER_OF = function_signature_to_4byte_selector("ownerOf(uint256)")
-_TOKEN_URI = function_signature_to_4byte_selector("tokenURI(uint256)")
-_TOKEN_ID_OF = function_signature_to_4byte_selector("tokenIdOf(bytes32)")
-_TOTAL_MINTED = function_signature_to_4byte_selector("totalMinted()")
-
-MintRequest = tuple[bytes, str, str]
-
-
-def make_requests(count: int) -> list[MintRequest]:
-    """Distinct request ids, fresh recipient wallets and distinct token URIs."""
-    return [
-        (os.urandom(32), Account.create().address, f"ipfs://bafkreib{os.urandom(26).hex()[:51]}") for _ in range(count)
-    ]
-
-
-async def deploy(url: str, *, max_supply: int = 0) -> str:
-    """A fresh PersonaMint (admin dev 0, minter dev 1): token ids start at 1 for every test."""
-    w3 = AsyncWeb3(AsyncHTTPProvider(url))
-    try:
-        admin, minter = dev_account(0), dev_account(1)
-        deployment = await deploy_persona_mint(
-            w3, admin, name="Test", symbol="TEST", admin=admin.address, minter=minter.address, max_supply=max_supply
-        )
-        return deployment.address
-    finally:
-        await w3.provider.disconnect()
-
-
-@contextlib.asynccontextmanager
-async def running_minter(
-    url: str, address: str, config: MinterConfig, *, journal: MintJournal | None = None
-) -> AsyncIterator[Minter]:
-    rpc = JsonRpc(url, backoff_s=0.01, backoff_cap_s=0.5, timeout_s=5)
-    w3 = AsyncWeb3(AsyncHTTPProvider(url))
-    minter = Minter(rpc, dev_account(1), PersonaMint(w3, address), config, journal=journal)
-    await minter.start()
-    try:
-        yield minter
-    finally:
-        await minter.stop()
-        await rpc.close()
-        await w3.provider.disconnect()
-
-
-class ChainView:
-    """Batched reads of one contract straight from the node (no minter code involved)."""
-
-    def __init__(self, url: str, address: str) -> None:
-        self.rpc = JsonRpc(url)
-        self.address = address
-
-    async def close(self) -> None:
-        await self.rpc.close()
-
-    async def _calls(self, datas: Sequence[bytes]) -> list[bytes]:
-        results = []
-        for start in range(0, len(datas), 200):
-            chunk = datas[start : start + 200]
-            answers = await self.rpc.batch_strict(
-                [("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest"]) for data in chunk]
-            )
-            results += [bytes.fromhex(answer[2:]) for answer in answers]
-        return results
-
-    async def owners(self, token_ids: Sequence[int]) -> list[str]:
-        answers = await self._calls([_OWNER_OF + token.to_bytes(32, "big") for token in token_ids])
-        return [to_checksum_address(answer[12:32]) for answer in answers]
-
-    async def token_uris(self, token_ids: Sequence[int]) -> list[str]:
-        answers = await self._calls([_TOKEN_URI + token.to_bytes(32, "big") for token in token_ids])
-        return [abi_decode(["string"], answer)[0] for answer in answers]
-
-    async def token_ids_of(self, request_ids: Sequence[bytes]) -> list[int]:
-        answers = await self._calls([_TOKEN_ID_OF + rid for rid in request_ids])
-        return [int.from_bytes(answer, "big") for answer in answers]
-
-    async def total_minted(self) -> int:
-        (answer,) = await self._calls([_TOTAL_MINTED])
-        return int.from_bytes(answer, "big")
-
-    async def logs(self, topic: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = await self.rpc.call(
-            "eth_getLogs", [{"address": self.address, "topics": [topic], "fromBlock": "0x0", "toBlock": "latest"}]
-        )
-        return found
-
-
-async def assert_minted_exactly(view: ChainView, requests: Sequence[MintRequest], token_ids: Sequence[int]) -> None:
-    """Each request has exactly one token, owned by its recipient, carrying its URI; nothing else minted."""
-    assert len(set(token_ids)) == len(requests), "duplicate token ids"
-    assert await view.total_minted() == len(requests), "the contract minted a different number of tokens"
-    assert await view.token_ids_of([rid for rid, _, _ in requests]) == list(token_ids)
-    assert await view.owners(token_ids) == [recipient for _, recipient, _ in requests]
-    assert await view.token_uris(token_ids) == [uri for _, _, uri in requests]
-    minted_events = await view.logs(MINTED_TOPIC)
-    assert len(minted_events) == len(requests), "a Minted event per token, no more"
-
-
-async def wait_until(predicate: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+from tests.support.minting import (
+    MINT_SKIPPED_TOPIC,
+    ChainView,
+    assert_minted_exactly,
+    deploy,
+    make_requests,
+    running_minter,
+)
+from tests.support.polling import wait_until
 
 
 def no_skips_or_reverts(minter: Minter) -> None:
@@ -199,7 +93,7 @@ async def test_a_reorg_that_drops_a_mined_mint_puts_it_back_in_flight(rewind: st
         async with running_minter(node.url, address, config) as minter:
             tasks = [asyncio.create_task(minter.mint(*r, on_progress=watch)) for r in requests]
             await wait_until(lambda: len(mined) == len(requests), 30, "every mint mined")
-            found = await view.rpc.batch_strict([("eth_getTransactionReceipt", [tx]) for tx in set(mined)])
+            found = await view.rpc.batch([("eth_getTransactionReceipt", [tx]) for tx in set(mined)])
             first_block = min(int(receipt["blockNumber"], 16) for receipt in found)
             assert not any(task.done() for task in tasks), "3 confirmations: nothing is final yet"
             if rewind == "anvil_reorg":
@@ -314,7 +208,7 @@ async def test_max_supply_mints_what_fits_and_fails_the_rest(anvil: AnvilProcess
 async def test_a_request_already_on_chain_completes_without_a_send(anvil: AnvilProcess) -> None:
     address = await deploy(anvil.url)
     (request,) = make_requests(1)
-    w3 = AsyncWeb3(AsyncHTTPProvider(anvil.url))
+    w3 = connect_web3(anvil.url)
     outcome = await PersonaMint(w3, address).mint(dev_account(1), request[1], request[2], request[0])
     await w3.provider.disconnect()
     async with running_minter(anvil.url, address, FAST) as minter:
@@ -347,7 +241,7 @@ async def test_a_stalled_transaction_is_replaced_with_a_bumped_fee() -> None:
             assert minter.stats.stalls >= 1
         assert len(sent) >= 2
         assert receipt.tx_hash == sent[-1] != sent[0]
-        first, last = await view.rpc.batch_strict([("eth_getTransactionByHash", [h]) for h in (sent[0], sent[-1])])
+        first, last = await view.rpc.batch([("eth_getTransactionByHash", [h]) for h in (sent[0], sent[-1])])
         assert first is None, "the replacement took the original's place"
         assert int(last["maxFeePerGas"], 16) > 0
         await assert_minted_exactly(view, [request], [receipt.token_id])
@@ -369,7 +263,7 @@ async def test_low_balance_is_reported_and_an_empty_signer_fails_insufficient_fu
                 await asyncio.wait_for(minter.mint(*request), 20)
             assert failure.value.code == "insufficient_funds"
             assert minter.health().in_flight_txs == 0, "the refused nonce is free again"
-        await rpc.close()
+        await rpc.aclose()
 
 
 async def test_someone_else_using_the_key_does_not_wedge_the_nonce(anvil: AnvilProcess) -> None:
@@ -410,7 +304,7 @@ async def test_legacy_gas_price_transactions(anvil: AnvilProcess) -> None:
 
 
 async def test_a_signer_without_the_minter_role_fails_every_request_at_once(anvil: AnvilProcess) -> None:
-    w3 = AsyncWeb3(AsyncHTTPProvider(anvil.url))
+    w3 = connect_web3(anvil.url)
     admin = dev_account(0)
     deployment = await deploy_persona_mint(
         w3, admin, name="Test", symbol="TEST", admin=admin.address, minter=dev_account(2).address
@@ -429,7 +323,7 @@ async def test_a_retry_asks_the_chain_first_and_leaves_out_a_request_minted_mean
     async with AnvilProcess() as node:
         address = await deploy(node.url)
         view = ChainView(node.url, address)
-        w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
+        w3 = connect_web3(node.url)
         other = dev_account(2)
         grant = function_signature_to_4byte_selector("grantRole(bytes32,address)") + abi_encode(
             ["bytes32", "address"], [MINTER_ROLE, other.address]

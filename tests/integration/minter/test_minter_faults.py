@@ -9,15 +9,15 @@ from chain.fees import GWEI, FeePolicy
 from chain.minter import MinterConfig, MintProgress
 from chain.rpc import JsonRpc
 from devstack.anvil import AnvilProcess
-from tests.integration.minter.test_minter import (
+from tests.support.minting import (
     MINT_SKIPPED_TOPIC,
     ChainView,
     assert_minted_exactly,
     deploy,
     make_requests,
     running_minter,
-    wait_until,
 )
+from tests.support.polling import wait_until
 from tests.support.rpc_proxy import Faults, RpcProxy
 
 

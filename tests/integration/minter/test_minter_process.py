@@ -22,7 +22,7 @@ from devstack.local import RedisServer, ServiceProcesses, service_env
 from jobs.queues import MINT_QUEUE, enqueue_mint, make_queue
 from jobs.store import JobStore
 from processes.chain_minter import minter_health
-from tests.integration.minter.test_minter import (
+from tests.support.minting import (
     MINT_SKIPPED_TOPIC,
     ChainView,
     MintRequest,
@@ -112,9 +112,9 @@ class MinterHarness:
         async def check() -> bool:
             rpc = JsonRpc(self.chain.url)
             try:
-                found = await rpc.batch_strict([("eth_getTransactionReceipt", [h]) for h in hashes])
+                found = await rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
             finally:
-                await rpc.close()
+                await rpc.aclose()
             return any(receipt is not None for receipt in found)
 
         return bool(hashes) and asyncio.run(check())
@@ -258,7 +258,7 @@ def test_a_fee_spike_shows_why_jobs_wait_then_they_confirm_or_end_fee_ceiling(ha
             try:
                 await rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(400 * 10**9)])
             finally:
-                await rpc.close()
+                await rpc.aclose()
 
         asyncio.run(call())
 

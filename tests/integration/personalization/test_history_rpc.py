@@ -12,11 +12,10 @@ from chain.dev_accounts import dev_account
 from devstack.anvil import AnvilProcess
 from devstack.local import RedisServer
 from personalization.cache import CachedHistory, HistoryCache
-from personalization.history import RpcHistorySource, WalletHistory, fetch_history
+from personalization.history import RpcHistorySource, WalletHistory, fetch_history, history_rpc
 from personalization.indexer import AlchemyHistorySource
 from personalization.profile import build_profile
 from personalization.registry import ContractRegistry, KnownContract
-from personalization.rpc import JsonRpcClient
 from tests.support.capping_proxy import CappingProxy
 from tests.support.log_emitter import Chain, SeededWallet, seed_small_history
 
@@ -49,7 +48,7 @@ def _movement(history: WalletHistory) -> list[tuple[object, ...]]:
 
 
 async def _read(url: str, wallet: str, block: int, **kwargs: object) -> WalletHistory:
-    async with JsonRpcClient(url) as rpc:
+    async with history_rpc(url) as rpc:
         return await fetch_history(rpc, wallet, block=block, **kwargs)  # type: ignore[arg-type]
 
 
@@ -125,7 +124,7 @@ async def test_second_profile_at_the_same_block_costs_no_rpc_call(
     try:
         await redis.flushdb()
         with CappingProxy(node.url, max_range=50) as proxy:
-            async with JsonRpcClient(proxy.url) as rpc:
+            async with history_rpc(proxy.url) as rpc:
                 service = CachedHistory(RpcHistorySource(rpc), HistoryCache(redis, head_ttl_s=60))
                 first = await service.summary(seeded.wallet)
                 assert proxy.calls["eth_getLogs"] > 0
@@ -159,7 +158,7 @@ async def test_concurrent_requests_for_one_wallet_share_one_fetch(
 
     node, seeded = archive
     with CappingProxy(node.url) as proxy:
-        async with JsonRpcClient(proxy.url) as rpc:
+        async with history_rpc(proxy.url) as rpc:
             service = CachedHistory(RpcHistorySource(rpc))
             summaries = await asyncio.gather(*(service.summary(seeded.wallet, block=seeded.head) for _ in range(5)))
     assert service.fetches == 1
@@ -171,7 +170,7 @@ async def test_alchemy_indexer_matches_the_log_scan(archive: tuple[AnvilProcess,
     node, seeded = archive
     reference = await _read(node.url, seeded.wallet, seeded.head)
     with CappingProxy(node.url) as proxy:
-        async with JsonRpcClient(proxy.url) as rpc:
+        async with history_rpc(proxy.url) as rpc:
             source = AlchemyHistorySource(rpc, page_size=4)
             indexed = await source.fetch(seeded.wallet, block=seeded.head)
     assert _movement(indexed) == _movement(reference)

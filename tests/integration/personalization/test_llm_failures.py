@@ -21,8 +21,8 @@ from personalization.orchestrator import Orchestration, build_orchestrator
 from personalization.orchestrator.llm import TOOL_NAME
 from personalization.orchestrator.rule_based import rule_based_params
 from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, canonical_json, load_style_dna
+from tests.support.archetypes import ARCHETYPES
 from tests.support.openai_server import OpenAIServer
-from tests.unit.personalization.test_orchestrator_rubric import ARCHETYPES
 
 DNA = load_style_dna(Path(__file__).resolve().parents[3] / "collections" / "default.toml")
 TRADER = ARCHETYPES["trader"]

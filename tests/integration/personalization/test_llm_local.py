@@ -21,7 +21,7 @@ import pytest
 from personalization.orchestrator import Orchestration, build_orchestrator
 from personalization.orchestrator.local_llm import INSTALL_HINT, LocalLlmServer, gguf_path, missing_local_llm_packages
 from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, canonical_json, load_style_dna
-from tests.unit.personalization.test_orchestrator_rubric import ARCHETYPES
+from tests.support.archetypes import ARCHETYPES
 
 DNA = load_style_dna(Path(__file__).resolve().parents[3] / "collections" / "default.toml")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

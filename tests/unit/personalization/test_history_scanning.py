@@ -11,6 +11,7 @@ from eth_utils.address import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain.rpc import RpcCallError
 from personalization.errors import HistoryError
 from personalization.history import (
     TRANSFER_BATCH_TOPIC,
@@ -25,7 +26,6 @@ from personalization.history import (
 )
 from personalization.profile import build_profile
 from personalization.registry import ContractRegistry, KnownContract
-from personalization.rpc import RpcCallError
 from personalization.summary import decode_summary, encode_summary, summarize
 
 WALLET = to_checksum_address("0x" + "aa" * 20)

@@ -26,7 +26,7 @@ from personalization.orchestrator.llm import (
 )
 from personalization.orchestrator.rule_based import rule_based_params
 from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, StyleParams, load_style_dna
-from tests.unit.personalization.test_orchestrator_rubric import ARCHETYPES
+from tests.support.archetypes import ARCHETYPES
 
 DNA = load_style_dna(Path(__file__).resolve().parents[3] / "collections" / "default.toml")
 GAMER = ARCHETYPES["gamer"]

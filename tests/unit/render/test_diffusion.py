@@ -25,7 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
-import render.diffusion as diffusion
+import render.diffusion.model as diffusion
 from render.batching import BatcherClosed, MicroBatcher
 from render.diffusion import (
     DiffusionRecipe,

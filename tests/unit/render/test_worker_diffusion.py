@@ -12,7 +12,7 @@ from config.clients import Core
 from config.settings import PROJECT_ROOT, Settings
 from personalization.orchestrator.rule_based import RuleBasedOrchestrator
 from personalization.profile import WalletProfile
-from processes.pipeline_worker import diffusion_renderer
+from processes.pipeline_worker import renderer_from_settings
 from tests.support.tiny_diffusion import build_tiny_models
 
 
@@ -69,11 +69,12 @@ def test_worker_renders_through_the_diffusion_batcher(tmp_path: Path, small_coll
     params = asyncio.run(RuleBasedOrchestrator().choose(profile, dna)).params
 
     async def run() -> list[tuple[object, dict[str, object]]]:
-        render, batcher = await diffusion_renderer(settings, core)
+        renderer = await renderer_from_settings(settings, core.collections)
         try:
-            return list(await asyncio.gather(render(dna, params, 1), render(dna, params, 2)))
+            outputs = await asyncio.gather(renderer.render(dna, params, 1), renderer.render(dna, params, 2))
+            return [(out.result, dict(out.provenance)) for out in outputs]
         finally:
-            await batcher.aclose()
+            await renderer.aclose()
 
     (first, first_extra), (second, second_extra) = asyncio.run(run())
     for result, extra in ((first, first_extra), (second, second_extra)):

@@ -1,212 +1,50 @@
-"""Diffusion renderer: a local SD 1.5 / SDXL model, loaded once per worker, rendering micro-batches."""
+"""DiffusionRenderer: a warm diffusers pipeline rendering micro-batches, with the provenance of each image."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
-import math
 import os
-import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from render.diffusion.errors import InvalidDiffusionModel, InvalidDiffusionRecipe, ModelNotFound
+from render.diffusion.loading import (
+    SINGLE_FILE_SUFFIXES,
+    LoadedLora,
+    ModelKind,
+    compile_pipeline,
+    load_lora,
+    load_pipeline,
+    read_model_kind,
+    resolve_device,
+    sha256_file,
+    sha256_tree,
+)
+from render.diffusion.recipe import SCHEDULERS, DiffusionRecipe
+from render.diffusion.request import DiffusionRequest
+from render.diffusion.stack import device_name, library_versions
 from render.errors import InvalidRenderRequest, QualityGateFailed, RenderError
-from render.quality import QualityThresholds, check_quality, derive_seed
+from render.quality import check_quality, derive_seed
 from render.result import RenderResult, pixel_sha256
-
-if TYPE_CHECKING:
-    from personalization.style import StyleDNA, StyleParams
 
 log = logging.getLogger("personamint.render.diffusion")
 
 RENDERER = "diffusion"
+
 # Bump when anything here can change the pixels a given model, recipe and seed produce.
 RENDERER_VERSION = "1.0.0"
 
 # zlib level 1: the same trade as the procedural renderer (pinned once, served by a CDN).
 PNG_COMPRESS_LEVEL = 1
-
-ModelKind = Literal["sd", "sdxl"]
-# model_index.json class names we know how to run, by the pipeline that runs them. SD-Turbo
-# is an SD 2.1 (StableDiffusionPipeline), SDXL-Turbo and LCM-SDXL are SDXL; LCM-distilled
-# SD 1.5 UNets carry time_cond_proj_dim, which StableDiffusionPipeline already feeds.
-_KINDS: dict[str, ModelKind] = {
-    "StableDiffusionPipeline": "sd",
-    "LatentConsistencyModelPipeline": "sd",
-    "StableDiffusionXLPipeline": "sdxl",
-}
-_KIND_ALIASES: dict[str, ModelKind] = {"sd": "sd", "sd15": "sd", "sd1": "sd", "sd2": "sd", "sdxl": "sdxl"}
-
-# Recipe scheduler name -> (diffusers class, config overrides on top of the model's own).
-SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "ddim": ("DDIMScheduler", {}),
-    "pndm": ("PNDMScheduler", {}),
-    "euler": ("EulerDiscreteScheduler", {}),
-    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-    "dpmpp_2m": ("DPMSolverMultistepScheduler", {}),
-    "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
-    "unipc": ("UniPCMultistepScheduler", {}),
-    "lcm": ("LCMScheduler", {}),
-}
-TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
-_LORA_SUFFIXES = (".safetensors", ".bin")
-
-
-class DiffusionUnavailable(RenderError):
-    """The requested device or dtype cannot run here (no CUDA, half precision on CPU)."""
-
-    code = "diffusion_unavailable"
-
-
-class ModelNotFound(RenderError):
-    """The configured model path (or a LoRA a collection names) does not exist; nothing is ever downloaded."""
-
-    code = "diffusion_model_not_found"
-
-
-class InvalidDiffusionModel(RenderError):
-    """The model path exists but is not a loadable SD 1.5 / SDXL folder or single-file checkpoint."""
-
-    code = "invalid_diffusion_model"
-
-
-class InvalidDiffusionRecipe(RenderError):
-    """A collection's [render.diffusion] table names an unknown key or a bad value."""
-
-    code = "invalid_diffusion_recipe"
-
-
-@dataclass(frozen=True)
-class DiffusionRecipe:
-    """How a collection's images are sampled: the DNA's [render.diffusion] table.
-
-    Every field is part of the micro-batch key: only requests with equal
-    recipes (and sizes) can share a forward pass.
-    """
-
-    scheduler: str = "default"  # "default" keeps the model's own; else a key of SCHEDULERS
-    steps: int = 25
-    guidance: float = 7.0  # <= 1 turns classifier-free guidance off (turbo / LCM)
-    timestep_spacing: str | None = None  # "trailing" for few-step turbo models
-    lora: str | None = None  # a LoRA the worker loaded at start-up, by name
-    lora_scale: float = 1.0
-    width: int | None = None  # override the DNA's [render] size for this model (SD 1.5 wants 512)
-    height: int | None = None
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], where: str = "render.diffusion") -> DiffusionRecipe:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(raw) - known
-        if unknown:
-            raise InvalidDiffusionRecipe(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        recipe = cls(**dict(raw))
-        recipe.validate(where)
-        return recipe
-
-    @classmethod
-    def from_dna(cls, dna: StyleDNA) -> DiffusionRecipe:
-        render = dna.raw.get("render", {})
-        table = render.get("diffusion", {}) if isinstance(render, Mapping) else {}
-        if not isinstance(table, Mapping):
-            raise InvalidDiffusionRecipe(f"{dna.collection_id}: render.diffusion must be a table")
-        return cls.from_mapping(table, f"{dna.collection_id}: render.diffusion")
-
-    def validate(self, where: str = "render.diffusion") -> None:
-        def bad(message: str) -> InvalidDiffusionRecipe:
-            return InvalidDiffusionRecipe(f"{where}: {message}")
-
-        if self.scheduler != "default" and self.scheduler not in SCHEDULERS:
-            raise bad(f"scheduler {self.scheduler!r} is not one of {['default', *SCHEDULERS]}")
-        if not _is_int(self.steps) or not 1 <= self.steps <= 200:
-            raise bad(f"steps must be an integer in [1, 200], got {self.steps!r}")
-        if not _is_number(self.guidance) or not 0 <= self.guidance <= 30:
-            raise bad(f"guidance must be a number in [0, 30], got {self.guidance!r}")
-        if self.timestep_spacing is not None and self.timestep_spacing not in TIMESTEP_SPACINGS:
-            raise bad(f"timestep_spacing must be one of {TIMESTEP_SPACINGS}, got {self.timestep_spacing!r}")
-        if self.lora is not None and (not isinstance(self.lora, str) or not self.lora):
-            raise bad(f"lora must be a non-empty name, got {self.lora!r}")
-        if not _is_number(self.lora_scale) or not -4 <= self.lora_scale <= 4:
-            raise bad(f"lora_scale must be a number in [-4, 4], got {self.lora_scale!r}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or not 64 <= value <= 4096 or value % 8):
-                raise bad(f"{name} must be a multiple of 8 in [64, 4096], got {value!r}")
-
-
-@dataclass(frozen=True)
-class QualityGate:
-    """Re-render with derived seeds until a frame passes check_quality, at most max_attempts renders."""
-
-    thresholds: QualityThresholds = field(default_factory=QualityThresholds)
-    max_attempts: int = 3
-
-
-@dataclass(frozen=True)
-class DiffusionRequest:
-    """One image to render: everything that decides its pixels, plus the gate it must pass."""
-
-    prompt: str
-    negative_prompt: str
-    seed: int
-    width: int
-    height: int
-    recipe: DiffusionRecipe = field(default_factory=DiffusionRecipe)
-    gate: QualityGate | None = field(default_factory=QualityGate)  # None: no gate (benchmarks)
-
-    @property
-    def batch_key(self) -> tuple[DiffusionRecipe, int, int]:
-        return (self.recipe, self.width, self.height)
-
-    @classmethod
-    def for_job(
-        cls, dna: StyleDNA, params: StyleParams, seed: int, *, max_attempts: int = 3, gate: bool = True
-    ) -> DiffusionRequest:
-        """The request a pipeline job makes: prompt and negatives from the DNA, gate from its [quality] table."""
-        recipe = DiffusionRecipe.from_dna(dna)
-        raw_quality = dna.raw.get("quality", {})
-        quality = dict(raw_quality) if isinstance(raw_quality, Mapping) else {}
-        # [quality] holds the thresholds plus the attempt budget, as the procedural path reads it.
-        attempts = quality.pop("max_attempts", max_attempts)
-        if not _is_int(attempts) or attempts < 1:
-            raise InvalidRenderRequest(f"{dna.collection_id}: quality.max_attempts must be a positive integer")
-        thresholds = QualityThresholds.from_mapping(quality)
-        # Newer DNAs compose the negative prompt themselves (negatives + deny list, capped).
-        compose_negative = getattr(dna, "negative_prompt", None)
-        negative = compose_negative() if callable(compose_negative) else ", ".join(dna.negative_prompts)
-        return cls(
-            prompt=dna.prompt(params),
-            negative_prompt=negative,
-            seed=seed,
-            width=recipe.width or dna.width,
-            height=recipe.height or dna.height,
-            recipe=recipe,
-            gate=QualityGate(thresholds, attempts) if gate else None,
-        )
-
-    def validate(self) -> None:
-        if not _is_int(self.seed) or not 0 <= self.seed < 2**64:
-            raise InvalidRenderRequest(f"seed must be an integer in [0, 2**64), got {self.seed!r}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if not _is_int(value) or not 64 <= value <= 4096 or value % 8:
-                raise InvalidRenderRequest(f"{name} must be a multiple of 8 in [64, 4096], got {value!r}")
-        if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):
-            raise InvalidRenderRequest("prompt and negative_prompt must be strings")
-        if self.gate is not None and self.gate.max_attempts < 1:
-            raise InvalidRenderRequest(f"gate.max_attempts must be at least 1, got {self.gate.max_attempts}")
-        self.recipe.validate()
 
 
 @dataclass(frozen=True)
@@ -215,13 +53,6 @@ class DiffusionRender:
 
     result: RenderResult
     provenance: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class LoadedLora:
-    name: str
-    path: Path
-    sha256: str
 
 
 @dataclass
@@ -268,8 +99,8 @@ class DiffusionRenderer:
         self._base_scheduler = pipe.scheduler
         self._scheduler_key: tuple[str, str | None] = ("default", None)
         self._active_lora: tuple[str, float] | None = None
-        self._libraries = _library_versions()
-        self._device_name = _device_name(device)
+        self._libraries = library_versions()
+        self._device_name = device_name(device)
 
     # --- construction -------------------------------------------------------------------------
 
@@ -315,7 +146,7 @@ class DiffusionRenderer:
         if path.is_dir():
             model_format = "diffusers"
             config_dir = path
-        elif path.suffix in _SINGLE_FILE_SUFFIXES:
+        elif path.suffix in SINGLE_FILE_SUFFIXES:
             model_format = "single_file"
             if config_path is None:
                 raise InvalidDiffusionModel(
@@ -324,9 +155,9 @@ class DiffusionRenderer:
                 )
             config_dir = Path(config_path).expanduser()
         else:
-            raise InvalidDiffusionModel(f"{path} is neither a diffusers folder nor a {_SINGLE_FILE_SUFFIXES} file")
-        kind = _model_kind(config_dir, model_kind)
-        pipe = _load_pipeline(kind, path, config_dir, model_format, torch_dtype)
+            raise InvalidDiffusionModel(f"{path} is neither a diffusers folder nor a {SINGLE_FILE_SUFFIXES} file")
+        kind = read_model_kind(config_dir, model_kind)
+        pipe = load_pipeline(kind, path, config_dir, model_format, torch_dtype)
         weights = sha256_file(path) if path.is_file() else sha256_tree(path)
         log.info("loaded %s model %s (%s) in %.1f s", kind, path, model_format, time.perf_counter() - started)
         return cls.from_pipeline(
@@ -376,7 +207,7 @@ class DiffusionRenderer:
         pipe.vae.set_attn_processor(AttnProcessor2_0())  # type: ignore[no-untyped-call]
         loaded: dict[str, LoadedLora] = {}
         for name, lora_path in (loras or {}).items():
-            loaded[name] = _load_lora(pipe, name, lora_path)
+            loaded[name] = load_lora(pipe, name, lora_path)
         if loaded:
             pipe.disable_lora()
         # PEFT wraps to_q/to_k/to_v one by one; fusing them into to_qkv would silently drop the
@@ -388,7 +219,7 @@ class DiffusionRenderer:
             pipe.unet.to(memory_format=torch.channels_last)
             pipe.vae.to(memory_format=torch.channels_last)
         if compile:
-            _compile(pipe, device, compile_mode)
+            compile_pipeline(pipe, device, compile_mode)
         optimizations = {
             "sdpa": True,
             "fused_qkv": fused,
@@ -598,147 +429,3 @@ class DiffusionRenderer:
             "batch_size": batch,
         }
         return DiffusionRender(result=result, provenance=provenance)
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
-    """Validate an explicit device/dtype pair: fp16/bf16 on CUDA, fp32 on CPU; "auto" picks the best."""
-    try:
-        torch_device = torch.device(device)
-    except RuntimeError as exc:
-        raise DiffusionUnavailable(f"unknown device {device!r}") from exc
-    if torch_device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DiffusionUnavailable(f"device {device!r} asked for, but this torch sees no CUDA GPU")
-        if dtype == "auto":
-            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    elif torch_device.type == "cpu":
-        if dtype == "auto":
-            dtype = "float32"
-        if dtype != "float32":
-            raise DiffusionUnavailable(
-                f"dtype {dtype} on CPU: half precision there is slow or unsupported; use float32"
-            )
-    else:
-        raise DiffusionUnavailable(f"device type {torch_device.type!r} is not supported (cuda or cpu)")
-    if dtype not in _DTYPES:
-        raise DiffusionUnavailable(f"dtype {dtype!r} is not one of {[*_DTYPES, 'auto']}")
-    return torch_device, _DTYPES[dtype]
-
-
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def sha256_tree(root: Path) -> str:
-    """Hash of a model folder: sha256 over sorted "relative/path<TAB>file sha256" lines.
-
-    Configs are included on purpose (a scheduler config changes the pixels);
-    hidden files and folders (.git, .cache) are not.
-    """
-    lines = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-            lines.append(f"{relative.as_posix()}\t{sha256_file(path)}\n")
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)) and math.isfinite(value)
-
-
-def _model_kind(config_dir: Path, requested: str) -> ModelKind:
-    index = config_dir / "model_index.json"
-    if not index.is_file():
-        raise InvalidDiffusionModel(f"{config_dir} has no model_index.json: not a diffusers model folder")
-    try:
-        class_name = json.loads(index.read_text()).get("_class_name", "")
-    except (OSError, ValueError) as exc:
-        raise InvalidDiffusionModel(f"{index}: {exc}") from exc
-    if requested != "auto":
-        if requested not in _KIND_ALIASES:
-            raise InvalidDiffusionModel(f"model kind {requested!r} is not one of {['auto', *_KIND_ALIASES]}")
-        return _KIND_ALIASES[requested]
-    if class_name not in _KINDS:
-        raise InvalidDiffusionModel(
-            f"{index}: pipeline {class_name!r} is not supported (known: {sorted(_KINDS)}); "
-            "set PERSONAMINT_MODEL_KIND=sd|sdxl to force one"
-        )
-    return _KINDS[class_name]
-
-
-def _load_pipeline(kind: ModelKind, path: Path, config_dir: Path, model_format: str, dtype: torch.dtype) -> Any:
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
-    pipeline_cls: Any = StableDiffusionXLPipeline if kind == "sdxl" else StableDiffusionPipeline
-    # The safety checker is a second model and a policy choice; collections' negative prompts and
-    # the quality gate are this service's filter, so it is never loaded.
-    extra: dict[str, Any] = {} if kind == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
-    try:
-        if model_format == "single_file":
-            return pipeline_cls.from_single_file(
-                str(path), config=str(config_dir), dtype=dtype, local_files_only=True, **extra
-            )
-        return pipeline_cls.from_pretrained(str(path), dtype=dtype, local_files_only=True, **extra)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as exc:
-        raise InvalidDiffusionModel(f"cannot load {kind} model from {path}: {type(exc).__name__}: {exc}") from exc
-
-
-def _load_lora(pipe: Any, name: str, path: Path) -> LoadedLora:
-    from diffusers.utils.constants import USE_PEFT_BACKEND
-
-    if not USE_PEFT_BACKEND:
-        raise DiffusionUnavailable(f"LoRA {name!r}: diffusers loads LoRAs through peft, which is not installed")
-    if path.is_dir():
-        candidates = sorted(p for p in path.iterdir() if p.suffix in _LORA_SUFFIXES)
-        if len(candidates) != 1:
-            raise InvalidDiffusionModel(f"LoRA folder {path} must hold exactly one weights file, has {candidates}")
-        path = candidates[0]
-    try:
-        pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name, local_files_only=True)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise InvalidDiffusionModel(f"cannot load LoRA {name!r} from {path}: {type(exc).__name__}: {exc}") from exc
-    return LoadedLora(name=name, path=path, sha256=sha256_file(path))
-
-
-def _compile(pipe: Any, device: torch.device, mode: str) -> None:
-    if device.type == "cuda":
-        # The settings diffusers' SDXL speed-up guide measured best for UNets.
-        import torch._inductor.config as inductor
-
-        inductor.conv_1x1_as_mm = True
-        inductor.coordinate_descent_tuning = True
-        inductor.epilogue_fusion = False
-        inductor.coordinate_descent_check_all_directions = True
-    # Compiled in place (nn.Module.compile) so the pipeline keeps its own module objects;
-    # each batch size is one static-shape graph, which warmup() builds ahead of traffic.
-    pipe.unet.compile(mode=mode, fullgraph=True, dynamic=False)
-    pipe.vae.decoder.compile(mode=mode, fullgraph=True, dynamic=False)
-
-
-def _library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version(), "torch": torch.__version__}
-    for package in ("diffusers", "transformers", "peft", "safetensors", "numpy", "pillow"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    versions["cuda"] = torch.version.cuda
-    cudnn = torch.backends.cudnn
-    versions["cudnn"] = str(cudnn.version()) if cudnn.is_available() else None  # type: ignore[no-untyped-call]
-    return versions
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return f"cuda:{index} {torch.cuda.get_device_name(index)}"
-    return f"cpu {platform.machine()} ({torch.get_num_threads()} threads)"

@@ -1,0 +1,1 @@
+"""The procedural renderer's motifs, one per file: each lays out a composition as Layers."""

@@ -1,0 +1,156 @@
+"""The whole service as in production for integration tests: real Redis, anvil and service processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from api.keys import create_api_key
+from devstack.anvil import AnvilProcess, free_port
+from devstack.local import RedisServer, ServiceProcesses, deploy_local_contract, service_env
+
+# The inbound reward webhook source the tests sign events for.
+WEBHOOK_SOURCE = "game"
+WEBHOOK_SECRET = "whsec_test_only_0123456789abcdef"
+WEBHOOK_TENANT = "game-studio"
+
+# What the stack's processes run with besides the local defaults: sweeps, reconciles and
+# outbound webhook retries fast enough that the tests of them take seconds, not hours.
+STACK_ENV = {
+    "PERSONAMINT_SWEEP_S": "1",
+    "PERSONAMINT_HISTORY_HEAD_TTL_S": "0",
+    "PERSONAMINT_JOB_HEARTBEAT_S": "5",
+    # Jobs a queue lost (a sweeper killed mid-sweep) come back within seconds.
+    "PERSONAMINT_RECONCILE_S": "1",
+    "PERSONAMINT_RECONCILE_AFTER_S": "10",
+    # Outbound webhooks retry fast here so the retry tests take a second, not an hour.
+    "PERSONAMINT_WEBHOOK_BACKOFF_BASE_S": "0.05",
+    "PERSONAMINT_WEBHOOK_BACKOFF_MAX_S": "0.5",
+    "PERSONAMINT_WEBHOOK_MAX_ATTEMPTS": "4",
+    "PERSONAMINT_WEBHOOK_TIMEOUT_S": "2",
+    "PERSONAMINT_WEBHOOK_POLL_S": "0.05",
+    "PERSONAMINT_WEBHOOK_SOURCES": json.dumps(
+        {
+            WEBHOOK_SOURCE: {
+                "secret": WEBHOOK_SECRET,
+                "tenant": WEBHOOK_TENANT,
+                "tolerance_s": 300,
+                "events": {"achievement.unlocked": {"collection": "default"}},
+            }
+        }
+    ),
+}
+
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass
+class Stack:
+    """A running stack: `services` holds every process by name (api, worker-N, minter, housekeeper, extras)."""
+
+    redis: RedisServer
+    anvil: AnvilProcess
+    services: ServiceProcesses
+    contract_address: str
+    chain_id: int
+    api_key: str
+    data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return self.services.base_url
+
+    def new_key(self, tenant: str, **options: object) -> str:
+        """A fresh API key (scopes, collections, rate_per_min, burst as keyword options)."""
+        return asyncio.run(issue_api_key(self.redis.url, tenant, **options))
+
+    def spawn(self, name: str, command: str, extra_env: dict[str, str] | None = None) -> ServiceProcesses:
+        """Another service process (api | worker | minter | housekeeper) on this stack, stopped with it."""
+        extra = ServiceProcesses({**self.env, **(extra_env or {})}, port=free_port(), log_dir=self.services.log_dir)
+        extra.spawn(name, command)
+        self.services.processes[name] = extra.processes[name]
+        return extra
+
+    def spawn_api(self, name: str, extra_env: dict[str, str]) -> str:
+        """Another API process on the same Redis and chain with other settings; returns its base URL."""
+        extra = self.spawn(name, "api", extra_env)
+        wait_healthy(extra.base_url, self.services.processes[name], self.services.log_dir / f"{name}.log")
+        return extra.base_url
+
+    def client(self, api_key: str | None = None) -> httpx.Client:
+        key = self.api_key if api_key is None else api_key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+
+async def issue_api_key(redis_url: str, tenant: str, **options: object) -> str:
+    """A fresh API key for `tenant` (scopes, collections, rate_per_min, burst as keyword options)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        return (await create_api_key(client, tenant, **options))[1]  # type: ignore[arg-type]
+    finally:
+        await client.aclose()
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_file: Path, timeout_s: float = 60.0) -> None:
+    """Wait for one API process's /health; raise with its log tail if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"API exited:\n{log_file.read_text()[-2000:]}")
+        try:
+            with _LOOPBACK.open(f"{base_url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("API did not become healthy")
+
+
+@contextlib.contextmanager
+def running_stack(root: Path) -> Iterator[Stack]:
+    """Redis, anvil with the contract deployed, and the service processes, all under `root`, stopped after.
+
+    `ServiceProcesses.start` spawns the API, the workers, the minter and the housekeeper
+    (reconciler + webhook deliverer) and returns once the API is healthy, failing if any of
+    them exits meanwhile.
+    """
+    with RedisServer(root / "redis") as redis_server, AnvilProcess() as anvil:
+        address, chain_id = asyncio.run(deploy_local_contract(anvil.url))
+        env = service_env(
+            redis_url=redis_server.url,
+            rpc_url=anvil.url,
+            contract_address=address,
+            chain_id=chain_id,
+            data_dir=root / "data",
+            extra=STACK_ENV,
+        )
+        services = ServiceProcesses(env, port=free_port(), log_dir=root / "logs")
+        try:
+            # Inside the try: a process that fails to start must not leave its siblings running.
+            services.start()
+            yield Stack(
+                redis=redis_server,
+                anvil=anvil,
+                services=services,
+                contract_address=address,
+                chain_id=chain_id,
+                api_key=asyncio.run(issue_api_key(redis_server.url, "tenant-a")),
+                data_dir=root / "data",
+                env=env,
+            )
+        finally:
+            services.stop()
