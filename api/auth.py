@@ -13,37 +13,14 @@ from typing import Any
 from litestar.connection import ASGIConnection
 
 from api.errors import ApiError
-from api.keys import KEY_PREFIX, SCOPES, SESSION_PREFIX, digest, key_record_key
+from api.keys import KEY_PREFIX, SCOPES, SESSION_PREFIX, digest
 from api.redismux import RedisMux
-from jobs.ratelimit import GCRA_LUA, Decision, Limit
+from jobs import lua
+from jobs.keys import api_key_key, credential_rate_limit_key, session_key
+from jobs.ratelimit import Decision, Limit
 
-_AUTHENTICATE = (
-    GCRA_LUA
-    + """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return {0} end
-local record = cjson.decode(raw)
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-if type(record['rate_per_min']) == 'number' and record['rate_per_min'] > 0 then
-  interval = 60000 / record['rate_per_min']
-end
-if type(record['burst']) == 'number' and record['burst'] > 0 then burst = record['burst'] end
-local decision = gcra({{KEYS[2], interval, burst}}, now_ms())
-if KEYS[3] and decision[1] == 1 then
-  -- A read that knows its record: fetched in the same round trip (tenant checked by the caller),
-  -- whole, or only its owner and status when the caller holds an ended record's answer already.
-  local job
-  if ARGV[3] == 'head' then
-    job = redis.call('HMGET', KEYS[3], 'tenant', 'status')
-  else
-    job = redis.call('HGETALL', KEYS[3])
-  end
-  return {1, raw, decision[1], decision[2], decision[3], tostring(burst), job}
-end
-return {1, raw, decision[1], decision[2], decision[3], tostring(burst)}
-"""
-)
+# Credential lookup + rate-limit charge (+ the job record prefetch) in one script: jobs/scripts/authenticate.lua.
+_AUTHENTICATE = lua.load("authenticate")
 
 
 @dataclass(frozen=True)
@@ -111,13 +88,14 @@ class Authenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or len(token) > 200 or not token.isascii():
             raise _unauthorized("invalid_api_key", "The API key is not valid.")
+        token_digest = digest(token)
         if token.startswith(SESSION_PREFIX):
-            record_key = f"pm:session:{digest(token)}"
+            record_key = session_key(token_digest)
         elif token.startswith(KEY_PREFIX):
-            record_key = key_record_key(digest(token))
+            record_key = api_key_key(token_digest)
         else:
             raise _unauthorized("invalid_api_key", "The API key is not valid.")
-        keys = [record_key, f"pm:rl:key:{record_key.rsplit(':', 1)[1]}"]
+        keys = [record_key, credential_rate_limit_key(token_digest)]
         if prefetch is not None:
             keys.append(prefetch)
         result = await self.redis.eval_script(

@@ -16,7 +16,8 @@ from litestar.response import ServerSentEventMessage
 from redis.asyncio import Redis
 
 from api.errors import ApiError
-from jobs.store import TERMINAL, events_key, job_key
+from jobs.keys import events_key, job_key
+from jobs.model import TERMINAL
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 KEEPALIVE_MS = 15_000

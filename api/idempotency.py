@@ -18,21 +18,11 @@ from litestar import Response
 from redis.asyncio import Redis
 
 from api.errors import ApiError
+from jobs import lua
+from jobs.keys import request_idempotency_key
 from jobs.store import IDEMPOTENCY_TTL_S
 
 PENDING_TTL_S = 120
-
-_BEGIN = """
-local existing = redis.call('GET', KEYS[1])
-if not existing then
-  redis.call('SET', KEYS[1], cjson.encode({state = 'pending', body = ARGV[1]}), 'EX', ARGV[2])
-  return {'new'}
-end
-local record = cjson.decode(existing)
-if record['body'] ~= ARGV[1] then return {'conflict'} end
-if record['state'] == 'pending' then return {'in_progress'} end
-return {'done', existing}
-"""
 
 
 def body_hash(payload: Any) -> str:
@@ -42,7 +32,7 @@ def body_hash(payload: Any) -> str:
 class IdempotencyStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._begin = redis.register_script(_BEGIN)
+        self._begin = lua.register(redis, "idempotency_begin")
 
     async def run(
         self,
@@ -57,8 +47,7 @@ class IdempotencyStore:
         if key is None:
             status, body = await produce()
             return Response(body, status_code=status)
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        record_key = f"pm:idem:{operation}:{caller}:{digest}"
+        record_key = request_idempotency_key(operation, caller, key)
         fingerprint = body_hash(payload)
         found = await self._begin(keys=[record_key], args=[fingerprint, PENDING_TTL_S])
         outcome = found[0].decode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from dataclasses import dataclass
@@ -89,7 +88,3 @@ def parse_inbound(source: WebhookSource, body: bytes) -> InboundEvent:
     if context is not None and not isinstance(context, dict):
         raise ApiError(400, "invalid_webhook_event", f"{mapping.context} must be an object")
     return InboundEvent(event_id, event_type, True, recipient, mapping.collection, context or {})
-
-
-def inbound_dedup_key(source: str, event_id: str) -> str:
-    return f"pm:whin:{source}:{hashlib.sha256(event_id.encode()).hexdigest()}"

@@ -17,18 +17,15 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from jobs.keys import API_KEY_INDEX_KEY, api_key_key
+
 KEY_PREFIX = "pm_"
 SESSION_PREFIX = "pms_"
 SCOPES = ("mint", "preview", "read")
-INDEX_KEY = "pm:apikeys"
 
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def key_record_key(secret_digest: str) -> str:
-    return f"pm:apikey:{secret_digest}"
 
 
 @dataclass(frozen=True)
@@ -99,17 +96,17 @@ class KeyStore:
         secret_digest = digest(api_key)
         indexed = {**asdict(record), "digest": secret_digest}
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(key_record_key(secret_digest), record.to_json())
-            pipe.hset(INDEX_KEY, key_id, json.dumps(indexed, sort_keys=True))
+            pipe.set(api_key_key(secret_digest), record.to_json())
+            pipe.hset(API_KEY_INDEX_KEY, key_id, json.dumps(indexed, sort_keys=True))
             await pipe.execute()
         return record, api_key
 
     async def lookup(self, api_key: str) -> ApiKeyRecord | None:
-        raw = await self.redis.get(key_record_key(digest(api_key)))
+        raw = await self.redis.get(api_key_key(digest(api_key)))
         return ApiKeyRecord.from_json(raw) if raw is not None else None
 
     async def list(self, tenant: str | None = None) -> list[ApiKeyRecord]:
-        raw = await self.redis.hgetall(INDEX_KEY)
+        raw = await self.redis.hgetall(API_KEY_INDEX_KEY)
         records = [ApiKeyRecord.from_json(value) for value in raw.values()]
         if tenant is not None:
             records = [r for r in records if r.tenant == tenant]
@@ -117,15 +114,15 @@ class KeyStore:
 
     async def revoke(self, key_id: str) -> ApiKeyRecord | None:
         """The key stops working at once (its digest record is deleted); the index keeps the audit trail."""
-        raw = await self.redis.hget(INDEX_KEY, key_id)
+        raw = await self.redis.hget(API_KEY_INDEX_KEY, key_id)
         if raw is None:
             return None
         indexed = json.loads(raw)
         if indexed.get("revoked_at") is None:
             indexed["revoked_at"] = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key_record_key(indexed["digest"]))
-            pipe.hset(INDEX_KEY, key_id, json.dumps(indexed, sort_keys=True))
+            pipe.delete(api_key_key(indexed["digest"]))
+            pipe.hset(API_KEY_INDEX_KEY, key_id, json.dumps(indexed, sort_keys=True))
             await pipe.execute()
         return ApiKeyRecord.from_json(json.dumps(indexed))
 

@@ -26,8 +26,8 @@ from saq.queue.base import JobError
 
 from api.errors import ApiError
 from api.schemas import ProfileView
-from jobs.keys import preview_image_key
-from jobs.store import derive_seed
+from jobs.ids import derive_seed
+from jobs.keys import edition_key, preview_image_key, preview_key
 from personalization.profile import WalletProfile
 from personalization.style import StyleDNA, canonical_json
 from pipeline.runner import Personalizer
@@ -101,10 +101,10 @@ class PreviewService:
     async def preview(self, recipient: str, collection: str, context: dict[str, Any]) -> dict[str, Any]:
         """The next mint's image for this wallet; `cached` says whether it was rendered before."""
         redis = self.deps.redis
-        raw_edition = await redis.get(f"pm:edition:{collection}:{recipient.lower()}")
+        raw_edition = await redis.get(edition_key(collection, recipient))
         edition = int(raw_edition) if raw_edition is not None else 0
         context_hash = hashlib.sha256(canonical_json(context)).hexdigest()[:16]
-        cache_key = f"pm:cache:preview:{collection}:{recipient.lower()}:{edition}:{context_hash}"
+        cache_key = preview_key(collection, recipient, edition, context_hash)
         cached = await redis.get(cache_key)
         if cached is not None:
             return {**json.loads(cached), "cached": True}

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from api.errors import ApiError
 from api.keys import SCOPES, SESSION_PREFIX, digest
 from chain.rpc import JsonRpc, RpcCallError
+from jobs.keys import session_key, siwe_nonce_key
 from personalization.errors import HistoryError
 
 _PREAMBLE = " wants you to sign in with your Ethereum account:"
@@ -309,7 +310,7 @@ class SiweService:
 
     async def new_nonce(self) -> tuple[str, float]:
         nonce = secrets.token_hex(12)
-        await self.redis.set(f"pm:siwe:nonce:{nonce}", "1", ex=self.nonce_ttl_s)
+        await self.redis.set(siwe_nonce_key(nonce), "1", ex=self.nonce_ttl_s)
         return nonce, time.time() + self.nonce_ttl_s
 
     async def _verify_signature(self, message: SiweMessage, text: str, signature: str) -> None:
@@ -325,7 +326,7 @@ class SiweService:
         # Only a live nonce earns a question to the chain, so junk sign-ins cost no RPC calls.
         if (
             self.contract_wallets is not None
-            and await self.redis.exists(f"pm:siwe:nonce:{message.nonce}")
+            and await self.redis.exists(siwe_nonce_key(message.nonce))
             and await self.contract_wallets.signed(message.address, personal_sign_hash(text), raw)
         ):
             return
@@ -337,7 +338,7 @@ class SiweService:
         self.policy.check(message, now)
         await self._verify_signature(message, text, signature)
         # Spent atomically: of two racing sign-ins with one nonce, exactly one gets it.
-        if await self.redis.getdel(f"pm:siwe:nonce:{message.nonce}") is None:
+        if await self.redis.getdel(siwe_nonce_key(message.nonce)) is None:
             raise SiweError(401, "siwe_nonce_invalid", "the nonce is unknown, expired or already used")
         expires_at = now + self.session_ttl_s
         if message.expiration_time is not None:
@@ -353,5 +354,5 @@ class SiweService:
             "expires_at": expires_at,
         }
         ttl_ms = max(1000, int((expires_at - now) * 1000))
-        await self.redis.set(f"pm:session:{digest(token)}", json.dumps(record), px=ttl_ms)
+        await self.redis.set(session_key(digest(token)), json.dumps(record), px=ttl_ms)
         return Session(token=token, address=message.address, expires_at=expires_at)

@@ -14,7 +14,8 @@ from api.metrics import header_value
 from api.routes.common import JOB_ID_MAX
 from api.routes.mints import STATUS_ROUTE, owned_job, status_view
 from api.state import api_state
-from jobs.store import TERMINAL, job_key
+from jobs.keys import job_key
+from jobs.model import TERMINAL
 
 _TERMINAL_BYTES = frozenset(status.encode() for status in TERMINAL)
 
@@ -77,7 +78,7 @@ class StatusReads:
         except Exception as exc:  # noqa: BLE001 - every refusal goes to the router's error handling
             scope[REFUSED] = exc
             return None
-        if job.status in TERMINAL:
+        if job.status.ended:
             if len(self.ended) >= self.ENDED_CACHE_SIZE:
                 del self.ended[next(iter(self.ended))]  # the oldest kept
             self.ended[job_id] = (job.tenant.encode(), body)

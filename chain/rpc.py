@@ -190,7 +190,7 @@ class JsonRpc:
             response = await self._http().post(
                 self.url, content=json.dumps(payload), headers={"Content-Type": "application/json"}
             )
-        except (httpx.TransportError, OSError) as exc:
+        except (httpx.RequestError, OSError) as exc:  # timeouts, resets, refused connections, bad encodings
             raise _Transient(f"{type(exc).__name__}: {exc}", ambiguous=True) from exc
         if response.status_code in _RETRY_STATUSES:
             # A 429 is refused before any work; other statuses may come from a

@@ -18,8 +18,8 @@ from rich.table import Table
 from config.settings import Settings
 from devstack.anvil import free_port
 from devstack.local import LocalStack, ServiceProcesses, deploy_local_contract, new_api_key, service_env
+from jobs.model import PROGRESS, TERMINAL, JobStatus
 
-STAGE_ORDER = ("queued", "profiling", "styling", "rendering", "pinning", "minting", "confirmed")
 # What a game server would send along for its players: app context feeds the profile too.
 DEMO_CONTEXT: dict[str, dict[str, Any]] = {
     "gamer": {
@@ -50,9 +50,9 @@ def _progress_table(mints: list[DemoMint]) -> Table:
     table.add_column("status")
     table.add_column("s", justify="right")
     for mint in mints:
-        done = STAGE_ORDER.index(mint.status) + 1 if mint.status in STAGE_ORDER else len(STAGE_ORDER)
+        done = PROGRESS.index(JobStatus(mint.status)) + 1 if mint.status in PROGRESS else len(PROGRESS)
         colour = "green" if mint.status == "confirmed" else "red" if mint.status == "failed" else "yellow"
-        bar = "█" * done + "░" * (len(STAGE_ORDER) - done)
+        bar = "█" * done + "░" * (len(PROGRESS) - done)
         elapsed = mint.seconds or time.monotonic() - mint.started
         table.add_row(mint.archetype, mint.wallet[:10] + "…", bar, f"[{colour}]{mint.status}[/]", f"{elapsed:.1f}")
     return table
@@ -211,15 +211,15 @@ async def _mint_all(
             mint.started = time.monotonic()
         deadline = time.monotonic() + timeout_s
         with Live(_progress_table(mints), console=console, refresh_per_second=8, transient=False) as live:
-            while any(m.status not in ("confirmed", "failed") for m in mints):
+            while any(m.status not in TERMINAL for m in mints):
                 if time.monotonic() > deadline:
                     break
                 for mint in mints:
-                    if mint.status in ("confirmed", "failed"):
+                    if mint.status in TERMINAL:
                         continue
                     record = (await client.get(f"/v1/mints/{mint.job_id}")).json()
                     mint.status, mint.record = record["status"], record
-                    if mint.status in ("confirmed", "failed"):
+                    if mint.status in TERMINAL:
                         mint.seconds = time.monotonic() - mint.started
                 live.update(_progress_table(mints))
                 await asyncio.sleep(0.1)

@@ -20,9 +20,9 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from chain.contracts.build import load_samples_artifact
 from chain.dev_accounts import dev_account
 from chain.rpc import JsonRpc, RpcCallError
+from devstack.contracts import sample_contracts
 from personalization.errors import HistoryError
 from personalization.history import created_address, history_rpc
 
@@ -195,7 +195,7 @@ class _Plan:
         return self.send(phase, sender, label, to=to, data=_calldata(signature, *args), gas=gas)
 
     def deploy(self, phase: int, sender: LocalAccount, name: str, contract: str, *constructor: Any) -> str:
-        entry = load_samples_artifact()["contracts"][contract]
+        entry = sample_contracts()["contracts"][contract]
         inputs: list[dict[str, Any]] = next(
             (item["inputs"] for item in entry["abi"] if item["type"] == "constructor"), []
         )

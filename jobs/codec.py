@@ -124,11 +124,8 @@ def decode_job(job_id: str, raw: Mapping[bytes, bytes]) -> Job:
         pin=_pin.decode(pin) if pin is not None else None,
         mint=_mint.decode(mint) if mint is not None else None,
         # In the hash's own order: the status API lists timings as Redis returns them.
-        timings={
-            Stage(key[5:].decode()): float(value) for key, value in raw.items() if key.startswith(_TIMING_PREFIX)
-        },
+        timings={Stage(key[5:].decode()): float(value) for key, value in raw.items() if key.startswith(_TIMING_PREFIX)},
         error=_error.decode(error) if error is not None else None,
         detail=raw.get(b"detail", b"").decode() or None,
         attempts=int(raw.get(b"attempts", 0)),
     )
-

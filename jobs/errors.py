@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from chain.errors import ChainError
+from jobs.model import JobError
 from personalization.errors import PersonalizationError
 from render.errors import RenderError
 
 
-def job_error(exc: BaseException) -> dict[str, str]:
+def job_error(exc: BaseException) -> JobError:
     """A failed job's error: the library's stable code and a message without secrets."""
     if isinstance(exc, ChainError | PersonalizationError | RenderError):
-        return {"code": exc.code, "message": str(exc)[:500]}
-    return {"code": "internal_error", "message": type(exc).__name__}
+        return JobError(exc.code, str(exc)[:500])
+    return JobError("internal_error", type(exc).__name__)

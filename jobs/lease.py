@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from chain.journal import FenceLost
 from jobs import keys, lua
 
+
 class LeaseLost(FenceLost):
     """Another holder has the lease now; stop sending at once."""
 

@@ -103,7 +103,7 @@ class MintStage(msgspec.Struct, frozen=True, kw_only=True):
     token_id: int
     tx_hash: str
     block_number: int
-    gas_used: int  # this token's share of the (batch) transaction's gas
+    gas_used: int | None  # this token's share of the (batch) transaction's gas; None when found minted
     batch_size: int
     contract: str
     chain_id: int

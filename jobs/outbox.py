@@ -90,7 +90,9 @@ class DeliveryStore:
         """A dead letter goes back to the outbox with a fresh try budget."""
         now = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.delivery_key(delivery_id), mapping={"state": "pending", "attempts": "0", "next_at": repr(now)})
+            pipe.hset(
+                keys.delivery_key(delivery_id), mapping={"state": "pending", "attempts": "0", "next_at": repr(now)}
+            )
             pipe.persist(keys.delivery_key(delivery_id))
             pipe.zadd(keys.DELIVERIES_DUE_KEY, {delivery_id: now})
             await pipe.execute()

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from jobs import keys, lua
 
+
 @dataclass(frozen=True)
 class Limit:
     """`rate` requests per `period_s`, with bursts of up to `burst`."""

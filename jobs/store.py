@@ -14,8 +14,15 @@ from typing import Any
 from redis.asyncio import Redis
 
 from jobs import keys, lua
-from jobs.codec import decode_job, encode_error, encode_event_data, encode_output, new_record_fields
-from jobs.codec import output_field, timing_field
+from jobs.codec import (
+    decode_job,
+    encode_error,
+    encode_event_data,
+    encode_output,
+    new_record_fields,
+    output_field,
+    timing_field,
+)
 from jobs.ids import derive_request_id
 from jobs.model import Job, JobError, JobStatus, StageOutput, stage_of
 from jobs.ratelimit import Limit
@@ -150,9 +157,7 @@ class JobStore:
 
     async def fail(self, job_id: str, error: JobError) -> None:
         """End the job failed, giving its wallet's cap slot back; a job already ended is left as it is."""
-        if not await self._release_cap(
-            keys=[keys.job_key(job_id)], args=[encode_error(error), keys.MINTED_TEMPLATE]
-        ):
+        if not await self._release_cap(keys=[keys.job_key(job_id)], args=[encode_error(error), keys.MINTED_TEMPLATE]):
             return
         await self.set_status(job_id, JobStatus.FAILED, detail=error.message, extra={"code": error.code})
 

@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 
 from chain.rpc import JsonRpc
 from config.settings import Settings
+from jobs.keys import HISTORY_CACHE_PREFIX
 from personalization.cache import CachedHistory, HistoryCache
 from personalization.history import HistorySource, RpcHistorySource
 from personalization.indexer import AlchemyHistorySource
@@ -37,7 +38,13 @@ def build_history(settings: Settings, rpc: JsonRpc, redis: Redis) -> CachedHisto
             concurrency=settings.history_concurrency,
         )
     return CachedHistory(
-        source, HistoryCache(redis, ttl_s=settings.history_cache_ttl_s, head_ttl_s=settings.history_head_ttl_s)
+        source,
+        HistoryCache(
+            redis,
+            ttl_s=settings.history_cache_ttl_s,
+            head_ttl_s=settings.history_head_ttl_s,
+            prefix=HISTORY_CACHE_PREFIX,
+        ),
     )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from jobs.model import RenderStage
 from personalization.orchestrator import Orchestration
 from personalization.profile import WalletProfile
 from personalization.style import NUMERIC_FIELDS, StyleDNA, canonical_json
@@ -15,7 +15,7 @@ def token_metadata(
     dna: StyleDNA,
     profile: WalletProfile,
     orchestration: Orchestration,
-    render: Mapping[str, Any],
+    render: RenderStage,
     image_cid: str,
     edition: int,
     base_seed: int,
@@ -54,20 +54,20 @@ def token_metadata(
             "request_id": request_id,
             # seed = hash(collection, recipient, edition); the gate may have moved on to a derived seed.
             "base_seed": base_seed,
-            "seed": render["seed"],
-            "renderer": render["renderer"],
-            "renderer_version": render["renderer_version"],
-            "width": render["width"],
-            "height": render["height"],
-            "render_attempts": render["attempts"],
+            "seed": render.seed,
+            "renderer": render.renderer,
+            "renderer_version": render.renderer_version,
+            "width": render.width,
+            "height": render.height,
+            "render_attempts": render.attempts,
             "params": params.to_dict(),
             "params_sha256": params.sha256(),
             "prompt": dna.prompt(params),
             "negative_prompt": dna.negative_prompt(),
             "orchestrator": orchestration.provenance,
-            "image_sha256": render["file_sha256"],
-            "pixel_sha256": render["pixel_sha256"],
-            **({"diffusion": render["diffusion"]} if "diffusion" in render else {}),
+            "image_sha256": render.file_sha256,
+            "pixel_sha256": render.pixel_sha256,
+            **({"diffusion": render.diffusion} if render.diffusion is not None else {}),
             "profile_chain_id": profile.chain_id,
             "profile_block": profile.block_number,
         },

@@ -16,7 +16,7 @@ from personalization.cache import CachedHistory
 from personalization.orchestrator import Orchestration, Orchestrator
 from personalization.profile import WalletProfile, build_profile
 from personalization.registry import ContractRegistry
-from personalization.style import StyleDNA, StyleParams
+from personalization.style import StyleDNA
 from pipeline.provenance import metadata_bytes, token_metadata
 from render.errors import RenderError
 from render.renderer import Renderer
@@ -68,7 +68,9 @@ class Pipeline:
     def __init__(self, deps: PipelineDeps) -> None:
         self.deps = deps
 
-    async def _stage(self, job: Job, stage: Stage, saved: Output | None, work: Callable[[], Awaitable[Output]]) -> Output:
+    async def _stage(
+        self, job: Job, stage: Stage, saved: Output | None, work: Callable[[], Awaitable[Output]]
+    ) -> Output:
         """Run a stage unless its output is saved; save output and timing when it completes."""
         if saved is not None:
             return saved

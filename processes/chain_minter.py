@@ -35,9 +35,11 @@ from config.chain_check import (
 from config.clients import Core
 from config.settings import Settings
 from jobs.errors import job_error
+from jobs.keys import MINTER_HEALTH_PATTERN, minter_health_key, minter_journal_key
 from jobs.lease import FencedLease, LeaseLost
+from jobs.model import JobError, JobStatus, MintStage
 from jobs.queues import MINT_QUEUE, PIPELINE_QUEUE, heartbeat, make_queue
-from jobs.store import TERMINAL, JobStore, job_key
+from jobs.store import JobStore
 from observability.logging import job_context
 from observability.metrics import MinterCollector, serve_process_metrics
 
@@ -48,7 +50,6 @@ log = logging.getLogger("personamint.minter")
 PERMANENT = (ContractRevert, InsufficientFunds, FeeCeilingExceeded, SendRejected)
 HEALTH_TTL_S = 30
 HEALTH_EVERY_S = 2.0  # how often the health report (Redis, /metrics) is refreshed
-_HEALTH_PREFIX = "pm:minter:health:"
 
 
 def minter_config(settings: Settings) -> MinterConfig:
@@ -79,7 +80,7 @@ class RedisMintJournal:
     def __init__(self, redis: Redis, lease: FencedLease, chain_id: int, signer: str) -> None:
         self.redis = redis
         self.lease = lease
-        self.key = f"pm:minter:{chain_id}:{signer}:txs"
+        self.key = minter_journal_key(chain_id, signer)
 
     async def load(self) -> list[TxRecord]:
         raw = await self.redis.hgetall(self.key)
@@ -158,23 +159,22 @@ async def _mint_job(ctx: dict[str, Any], job_id: str) -> str:
     job = await core.jobs.get(job_id)
     if job is None:
         return "missing"
-    if job.status in TERMINAL:
+    if job.status.ended:
         return job.status
-    pin = job.stages.get("pin")
+    pin = job.pin
     if pin is None:
-        await core.jobs.fail(job_id, {"code": "not_pinned", "message": "the job reached the minter without a pin"})
+        await core.jobs.fail(job_id, JobError("not_pinned", "the job reached the minter without a pin"))
         return "failed"
     shown: dict[str, str | None] = {"detail": None}
 
     async def on_progress(progress: MintProgress) -> None:
-        if progress.state == "sent" and progress.tx_hash:
-            await core.redis.hset(job_key(job_id), "mint_tx", progress.tx_hash)
-        # Only waits and setbacks are worth a status event; a plain send is in `mint_tx`.
+        # Only waits and setbacks are worth a status event; the sent transaction is the minter's
+        # to track (its journal), and the confirmed one lands in the mint stage.
         if progress.state in ("waiting", "requeued") or shown["detail"] is not None:
             detail = progress.detail if progress.state in ("waiting", "requeued") else None
             if detail != shown["detail"]:
                 shown["detail"] = detail
-                await core.jobs.set_status(job_id, "minting", detail=detail or progress.detail)
+                await core.jobs.set_status(job_id, JobStatus.MINTING, detail=detail or progress.detail)
 
     started = asyncio.get_running_loop().time()
     # Finish before SAQ's own timeout would cancel us: a cancelled job could not record why it
@@ -187,7 +187,7 @@ async def _mint_job(ctx: dict[str, Any], job_id: str) -> str:
                     minter.mint(
                         bytes.fromhex(job.request_id.removeprefix("0x")),
                         job.recipient,
-                        pin["token_uri"],
+                        pin.token_uri,
                         on_progress=on_progress,
                     ),
                     deadline_s,
@@ -203,23 +203,18 @@ async def _mint_job(ctx: dict[str, Any], job_id: str) -> str:
             await core.jobs.fail(job_id, job_error(exc))
         raise
     seconds = asyncio.get_running_loop().time() - started
-    await core.jobs.save_stage(
-        job_id,
-        "mint",
-        {
-            "token_id": receipt.token_id,
-            "tx_hash": receipt.tx_hash,
-            "block_number": receipt.block_number,
-            # This token's share of the (batch) transaction's gas.
-            "gas_used": receipt.gas_used,
-            "batch_size": receipt.batch_size,
-            "contract": minter.contract.address,
-            "chain_id": ctx["chain_id"],
-            "already_minted": receipt.already_minted,
-        },
-        seconds,
+    minted = MintStage(
+        token_id=receipt.token_id,
+        tx_hash=receipt.tx_hash,
+        block_number=receipt.block_number,
+        gas_used=receipt.gas_used,
+        batch_size=receipt.batch_size,
+        contract=minter.contract.address,
+        chain_id=ctx["chain_id"],
+        already_minted=receipt.already_minted,
     )
-    await core.jobs.set_status(job_id, "confirmed", extra={"token_id": receipt.token_id})
+    await core.jobs.save_stage(job_id, minted, seconds)
+    await core.jobs.set_status(job_id, JobStatus.CONFIRMED, extra={"token_id": receipt.token_id})
     return "confirmed"
 
 
@@ -227,7 +222,7 @@ async def publish_health(redis: Redis, minter: Minter, chain_id: int) -> None:
     """Write the minter's health and counters where any process can read them (see `minter_health`)."""
     health = minter.health()
     document = {**health.__dict__, "chain_id": chain_id, "at": time.time()}
-    await redis.set(f"{_HEALTH_PREFIX}{chain_id}:{health.signer}", json.dumps(document), ex=HEALTH_TTL_S)
+    await redis.set(minter_health_key(chain_id, health.signer), json.dumps(document), ex=HEALTH_TTL_S)
 
 
 async def minter_health(redis: Redis) -> list[dict[str, Any]]:
@@ -236,7 +231,7 @@ async def minter_health(redis: Redis) -> list[dict[str, Any]]:
     An empty list means no minter has reported in the last HEALTH_TTL_S seconds.
     """
     reports = []
-    async for key in redis.scan_iter(match=f"{_HEALTH_PREFIX}*"):
+    async for key in redis.scan_iter(match=MINTER_HEALTH_PATTERN):
         raw = await redis.get(key)
         if raw:
             reports.append(json.loads(raw))

@@ -15,8 +15,8 @@ from ipfs.pinning import CIDMismatch, PinningRejected
 from ipfs.pinning.redundant import aclose_pinner, build_pinner
 from jobs.errors import job_error
 from jobs.keys import preview_image_key
+from jobs.model import JobStatus
 from jobs.queues import enqueue_mint, heartbeat
-from jobs.store import TERMINAL
 from observability.logging import job_context
 from observability.metrics import WorkerMetrics, serve_process_metrics
 from personalization.errors import StyleDNAError
@@ -48,7 +48,7 @@ async def _pipeline_job(ctx: dict[str, Any], job_id: str) -> str:
     if job is None:
         log.warning("job %s vanished", job_id)
         return "missing"
-    if job.status in TERMINAL:
+    if job.status.ended:
         return job.status
     metrics: WorkerMetrics = ctx["metrics"]
     await core.jobs.bump_attempts(job_id)
@@ -62,7 +62,7 @@ async def _pipeline_job(ctx: dict[str, Any], job_id: str) -> str:
     except Exception as exc:
         metrics.jobs.labels("failed" if await _fail_if_last_attempt(core, saq_job, job_id, exc) else "retry").inc()
         raise
-    await core.jobs.set_status(job_id, "minting")
+    await core.jobs.set_status(job_id, JobStatus.MINTING)
     await enqueue_mint(core.mint_queue, core.settings, job_id)
     metrics.jobs.labels("minting").inc()
     return "minting"

@@ -8,7 +8,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from jobs.store import TERMINAL, JobStore
+from jobs.model import JobStatus
+from jobs.store import JobStore
 
 log = logging.getLogger("personamint.reconciler")
 
@@ -41,9 +42,9 @@ class Reconciler:
     async def run_once(self) -> int:
         revived = 0
         for job_id, status in await self.jobs.open_jobs(created_before=time.time() - self.after_s):
-            if status in TERMINAL:
+            if status.ended:
                 continue
-            if status == "minting":
+            if status is JobStatus.MINTING:
                 await self.enqueue_mint(job_id)
             else:
                 await self.enqueue_pipeline(job_id)

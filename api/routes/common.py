@@ -16,8 +16,9 @@ from api.errors import ApiError
 from api.schemas import Links, MintAccepted, Problem
 from api.state import ApiState, api_state
 from api.validation import check_context, parse_recipient
+from jobs.keys import job_key
+from jobs.model import TERMINAL
 from jobs.queues import enqueue_pipeline
-from jobs.store import TERMINAL, job_key
 
 log = logging.getLogger("personamint.api")
 

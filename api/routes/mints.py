@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -30,9 +31,14 @@ from api.schemas import (
 from api.state import api_state
 from api.validation import parse_idempotency_key
 from config.clients import Core
-from jobs.store import Job
+from jobs.codec import decode_job
+from jobs.model import Job
 
 STATUS_ROUTE = "/v1/mints/{job_id:str}"
+
+
+# Not shown in a status answer: who and where the profile is of, and the caller's own context.
+_HIDDEN_PROFILE_FIELDS = frozenset({"address", "chain_id", "context"})
 
 
 def status_view(job: Job, public_url: str) -> MintStatus:
@@ -48,31 +54,33 @@ def status_view(job: Job, public_url: str) -> MintStatus:
         detail=job.detail,
         timings={stage: round(seconds, 4) for stage, seconds in job.timings.items()},
     )
-    if profile := job.stages.get("profile"):
-        view.profile = {k: v for k, v in profile.items() if k not in ("address", "chain_id", "context")}
-    if style := job.stages.get("style"):
-        view.style = style["params"]
-        view.persona = style["persona"]
-    if pin := job.stages.get("pin"):
-        view.token_uri = pin["token_uri"]
-        view.image_uri = pin["image_uri"]
-        view.image_url = f"{public_url}/ipfs/{pin['image_cid']}"
-        view.metadata_url = f"{public_url}/ipfs/{pin['metadata_cid']}"
-    if mint := job.stages.get("mint"):
-        view.token_id = mint["token_id"]
-        view.tx_hash = mint["tx_hash"]
-        view.block_number = mint["block_number"]
-        view.contract = mint["contract"]
-        view.chain_id = mint["chain_id"]
-    if job.error:
-        view.error = JobError(code=job.error.get("code", "internal_error"), message=job.error.get("message", ""))
+    # The profile and the params go out with their keys sorted, as their saved documents have them.
+    if job.profile is not None:
+        profile = msgspec.to_builtins(job.profile, order="sorted")
+        view.profile = {k: v for k, v in profile.items() if k not in _HIDDEN_PROFILE_FIELDS}
+    if job.style is not None:
+        view.style = msgspec.to_builtins(job.style.params, order="sorted")
+        view.persona = job.style.persona
+    if (pin := job.pin) is not None:
+        view.token_uri = pin.token_uri
+        view.image_uri = pin.image_uri
+        view.image_url = f"{public_url}/ipfs/{pin.image_cid}"
+        view.metadata_url = f"{public_url}/ipfs/{pin.metadata_cid}"
+    if (mint := job.mint) is not None:
+        view.token_id = mint.token_id
+        view.tx_hash = mint.tx_hash
+        view.block_number = mint.block_number
+        view.contract = mint.contract
+        view.chain_id = mint.chain_id
+    if job.error is not None:
+        view.error = JobError(code=job.error.code, message=job.error.message)
     return view
 
 
 async def owned_job(core: Core, caller: Caller, job_id: str, prefetched: dict[bytes, bytes] | None = None) -> Job:
     job = None
     if prefetched is not None:
-        job = Job.from_hash(job_id, prefetched) if b"status" in prefetched else None
+        job = decode_job(job_id, prefetched) if b"status" in prefetched else None
     elif is_wellformed_id(job_id, JOB_ID_MAX):
         job = await core.jobs.get(job_id)
     if job is None or job.tenant != caller.tenant:

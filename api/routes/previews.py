@@ -17,6 +17,7 @@ from api.schemas import (
 )
 from api.state import api_state
 from api.validation import check_context, parse_idempotency_key, parse_recipient
+from jobs.keys import profile_view_key
 
 
 @post(
@@ -83,7 +84,7 @@ async def get_profile(
     if collection not in core.collections:
         raise ApiError(404, "unknown_collection", f"collection {collection!r} does not exist")
     caller_of(request).require_collection(collection)
-    cache_key = f"pm:cache:profile-view:{collection}:{wallet.lower()}"
+    cache_key = profile_view_key(collection, wallet)
     cached = await core.redis.get(cache_key)
     if cached is not None:
         view = msgspec.json.decode(cached, type=ProfileView)

@@ -10,7 +10,7 @@ from litestar.params import FromPath, QueryParameter
 
 from api.auth import Caller, caller_of
 from api.errors import ApiError
-from api.inbound import INBOUND_DEDUP_TTL_S, inbound_dedup_key, parse_inbound, verify_signature
+from api.inbound import INBOUND_DEDUP_TTL_S, parse_inbound, verify_signature
 from api.routes.common import (
     DELIVERY_ID_MAX,
     IdempotencyKeyHeader,
@@ -27,6 +27,7 @@ from api.schemas import (
 )
 from api.state import ApiState, api_state
 from api.validation import parse_idempotency_key
+from jobs.keys import inbound_event_key
 from webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 
@@ -70,7 +71,7 @@ async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]
         metrics.webhooks_in.labels(source, "ignored").inc()
         return Response(WebhookAccepted(event_id=event.event_id, status="ignored"), status_code=200)
     redis = state.core.redis
-    dedup_key = inbound_dedup_key(source, event.event_id)
+    dedup_key = inbound_event_key(source, event.event_id)
     if await redis.exists(dedup_key):
         metrics.webhooks_in.labels(source, "replayed").inc()
         raise ApiError(409, "webhook_replayed", "this event id was already received", event_id=event.event_id)

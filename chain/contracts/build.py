@@ -1,7 +1,8 @@
 """Compile the contracts with the pinned npm solc; write or check the committed artifacts.
 
-Two targets: PersonaMint.sol → PersonaMint.json (what the service deploys) and the demo
-sample contracts in samples/ → samples/Samples.json (what `api.seed` deploys).
+Two targets: PersonaMint.sol → PersonaMint.json (what the service deploys) and the dev
+stack's sample contracts, devstack/contracts/samples/ → devstack/contracts/Samples.json
+(what `devstack.seed` deploys), both with one pinned compiler setup.
 Usage: `python -m chain.contracts.build` rewrites both; `--check` recompiles and exits 1
 if a committed abi/bytecode/deployedBytecode differs. Needs node and `npm ci` at the
 repository root; the service itself only reads the committed JSON.
@@ -33,12 +34,13 @@ SETTINGS: dict[str, Any] = {
 
 # Demo contracts, one artifact for all of them; compiled with the same SETTINGS.
 SAMPLE_CONTRACTS = ("DemoToken", "DemoCollection", "DemoItems", "DemoDex", "DemoSmartWallet")
-SAMPLES_PACKAGE = "chain.contracts.samples"
 SAMPLES_ARTIFACT_NAME = "Samples.json"
 
 _CONTRACTS_DIR = Path(__file__).resolve().parent
-SAMPLES_DIR = _CONTRACTS_DIR / "samples"
 PROJECT_ROOT = _CONTRACTS_DIR.parent.parent
+# The dev stack owns its sample contracts; this tool only builds them (from a checkout, by
+# path: chain imports nothing of the dev stack). Their sources sit in samples/ under it.
+SAMPLES_DIR = PROJECT_ROOT / "devstack" / "contracts"
 _NPM_HINT = "run `npm ci` in the repository root"
 
 # Source unit names stay relative ("PersonaMint.sol", "@openzeppelin/contracts/...") so
@@ -143,13 +145,14 @@ def _compile(project_root: Path) -> tuple[dict[str, Any], list[str]]:
 
 
 def _sample_source_name(contract: str) -> str:
-    # Relative unit names, like PersonaMint.sol's, keep the metadata hash checkout-independent.
+    # Relative to SAMPLES_DIR, like PersonaMint.sol's to its folder: solc records the unit name
+    # in the metadata hash, so it keeps the bytecode the same on every checkout.
     return f"samples/{contract}.sol"
 
 
 def _compile_samples(project_root: Path) -> tuple[dict[str, Any], list[str]]:
     sources = {
-        _sample_source_name(name): (SAMPLES_DIR / f"{name}.sol").read_text(encoding="utf-8")
+        _sample_source_name(name): (SAMPLES_DIR / _sample_source_name(name)).read_text(encoding="utf-8")
         for name in SAMPLE_CONTRACTS
     }
     selection = {_sample_source_name(name): [name] for name in SAMPLE_CONTRACTS}
@@ -175,7 +178,7 @@ def compile_contract(project_root: Path | None = None) -> dict[str, Any]:
 
 
 def compile_samples(project_root: Path | None = None) -> dict[str, Any]:
-    """Compile the sample contracts in samples/ into one artifact dict (needs node + `npm ci`)."""
+    """Compile the dev stack's sample contracts into one artifact dict (needs node + `npm ci`)."""
     artifact, _ = _compile_samples(project_root or PROJECT_ROOT)
     return artifact
 
@@ -201,14 +204,9 @@ def artifact_differences(committed: dict[str, Any], fresh: dict[str, Any]) -> li
     return [field for field in CHECKED_FIELDS if committed.get(field) != fresh.get(field)]
 
 
-@functools.cache
-def _samples_text() -> str:
-    return resources.files(SAMPLES_PACKAGE).joinpath(SAMPLES_ARTIFACT_NAME).read_text(encoding="utf-8")
-
-
 def load_samples_artifact() -> dict[str, Any]:
-    """The committed sample-contracts artifact (a fresh dict per call; callers may mutate it)."""
-    artifact: dict[str, Any] = json.loads(_samples_text())
+    """The sample-contracts artifact committed in this checkout (the dev stack reads its own copy)."""
+    artifact: dict[str, Any] = json.loads((SAMPLES_DIR / SAMPLES_ARTIFACT_NAME).read_text(encoding="utf-8"))
     return artifact
 
 

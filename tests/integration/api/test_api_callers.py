@@ -183,6 +183,7 @@ def test_wallet_cap_holds_under_concurrency_and_replays_pass(stack: Stack, limit
 def test_failed_mint_gives_the_cap_slot_back(stack: Stack, limited_api: str) -> None:
     from redis.asyncio import Redis
 
+    from jobs.model import JobError
     from jobs.store import JobStore
 
     recipient = Account.create().address
@@ -193,8 +194,8 @@ def test_failed_mint_gives_the_cap_slot_back(stack: Stack, limited_api: str) -> 
         async def fail() -> None:
             redis = Redis.from_url(stack.redis.url)
             try:
-                await JobStore(redis).fail(job_id, {"code": "render_failed", "message": "test"})
-                await JobStore(redis).fail(job_id, {"code": "render_failed", "message": "twice"})
+                await JobStore(redis).fail(job_id, JobError("render_failed", "test"))
+                await JobStore(redis).fail(job_id, JobError("render_failed", "twice"))
             finally:
                 await redis.aclose()
 

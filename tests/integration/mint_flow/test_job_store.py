@@ -7,7 +7,9 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from devstack.local import RedisServer
-from jobs.store import JobStore, events_key, job_key
+from jobs.keys import events_key, job_key
+from jobs.model import JobError, MintStage
+from jobs.store import JobStore
 
 
 async def test_a_late_writer_cannot_move_an_ended_job(tmp_path: Path) -> None:
@@ -23,12 +25,22 @@ async def test_a_late_writer_cannot_move_an_ended_job(tmp_path: Path) -> None:
             )
             job_id = accepted.job_id
             await jobs.set_status(job_id, "minting")
-            await jobs.save_stage(job_id, "mint", {"token_id": 7}, 0.5)
+            minted = MintStage(
+                token_id=7,
+                tx_hash="0x",
+                block_number=1,
+                gas_used=1,
+                batch_size=1,
+                contract="0x",
+                chain_id=1,
+                already_minted=False,
+            )
+            await jobs.save_stage(job_id, minted, 0.5)
             await jobs.set_status(job_id, "confirmed", extra={"token_id": 7})
-            await jobs.save_stage(job_id, "mint", {"token_id": 7}, 9.9)  # a duplicate mint job, late
+            await jobs.save_stage(job_id, minted, 9.9)  # a duplicate mint job, late
             await jobs.set_status(job_id, "minting")  # the late pipeline retry
             await jobs.set_status(job_id, "confirmed", extra={"token_id": 7})  # its re-enqueued mint
-            await jobs.fail(job_id, {"code": "internal_error", "message": "a last attempt that lost the race"})
+            await jobs.fail(job_id, JobError("internal_error", "a last attempt that lost the race"))
 
             job = await jobs.get(job_id)
             assert job is not None
@@ -45,7 +57,7 @@ async def test_a_late_writer_cannot_move_an_ended_job(tmp_path: Path) -> None:
             other = await jobs.accept(
                 tenant="t", recipient="0x" + "cd" * 20, collection="default", context={}, idempotency_key=None, cap=1
             )
-            await jobs.fail(other.job_id, {"code": "render_failed", "message": "bad"})
+            await jobs.fail(other.job_id, JobError("render_failed", "bad"))
             await jobs.set_status(other.job_id, "minting")
             failed = await jobs.get(other.job_id)
             assert failed is not None

@@ -19,6 +19,7 @@ from chain.rpc import JsonRpc
 from config.settings import Settings
 from devstack.anvil import AnvilProcess, free_port
 from devstack.local import RedisServer, ServiceProcesses, service_env
+from jobs.model import PinStage
 from jobs.queues import MINT_QUEUE, enqueue_mint, make_queue
 from jobs.store import JobStore
 from processes.chain_minter import minter_health
@@ -89,7 +90,8 @@ class MinterHarness:
             accepted = await jobs.accept(
                 tenant="kill-test", recipient=recipient, collection="default", context={}, idempotency_key=None
             )
-            await jobs.save_stage(accepted.job_id, "pin", {"token_uri": uri}, 0.01)
+            pin = PinStage(image_cid="", metadata_cid=uri.removeprefix("ipfs://"), token_uri=uri, image_uri="")
+            await jobs.save_stage(accepted.job_id, pin, 0.01)
             await jobs.set_status(accepted.job_id, "minting")
             await enqueue_mint(queue, settings, accepted.job_id)
             job = await jobs.get(accepted.job_id)

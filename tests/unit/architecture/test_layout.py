@@ -174,5 +174,5 @@ def test_every_package_is_packaged_and_type_checked() -> None:
 
 def test_the_graph_sees_imports() -> None:
     # The checks above are only as good as the graph: known arrows must be in it.
-    assert "jobs.store" in _first_party("api.routes.mints")
+    assert "jobs.codec" in _first_party("api.routes.mints")
     assert "render.errors" in _reachable("processes.pipeline_worker")

@@ -40,7 +40,10 @@ def test_rpc_balance_reads_eth_get_balance_at_latest() -> None:
         calls.append((method, list(params)))  # type: ignore[call-overload]
         return hex(10**18)
 
-    assert asyncio.run(rpc_balance(call)(SIGNER)) == 10**18
+    async def read() -> int:
+        return await rpc_balance(call)(SIGNER)
+
+    assert asyncio.run(read()) == 10**18
     assert calls == [("eth_getBalance", [SIGNER, "latest"])]
 
 

@@ -1,1 +1,0 @@
-"""Sample contracts for demo wallet histories: Solidity sources and their committed artifact (package data)."""
