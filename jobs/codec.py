@@ -61,6 +61,11 @@ def timing_field(stage: Stage) -> str:
 _TIMING_PREFIX = b"time:"
 
 
+# Lookups rather than enum calls: status reads decode every record they serve.
+_STATUSES = {status.value.encode(): status for status in JobStatus}
+_TIMINGS = {timing_field(stage).encode(): stage for stage in Stage}
+
+
 def encode_output(output: StageOutput) -> bytes:
     """A stage's output as its `stage:<name>` document."""
     return _encoder.encode(output)
@@ -108,7 +113,7 @@ def decode_job(job_id: str, raw: Mapping[bytes, bytes]) -> Job:
     mint = raw.get(b"stage:mint")
     return Job(
         id=job_id,
-        status=JobStatus(raw[b"status"].decode()),
+        status=_STATUSES.get(raw[b"status"]) or JobStatus(raw[b"status"].decode()),
         tenant=raw[b"tenant"].decode(),
         recipient=recipient,
         collection=collection,
@@ -124,7 +129,7 @@ def decode_job(job_id: str, raw: Mapping[bytes, bytes]) -> Job:
         pin=_pin.decode(pin) if pin is not None else None,
         mint=_mint.decode(mint) if mint is not None else None,
         # In the hash's own order: the status API lists timings as Redis returns them.
-        timings={Stage(key[5:].decode()): float(value) for key, value in raw.items() if key.startswith(_TIMING_PREFIX)},
+        timings={_TIMINGS[key]: float(value) for key, value in raw.items() if key.startswith(_TIMING_PREFIX)},
         error=_error.decode(error) if error is not None else None,
         detail=raw.get(b"detail", b"").decode() or None,
         attempts=int(raw.get(b"attempts", 0)),

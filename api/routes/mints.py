@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -33,12 +33,23 @@ from api.validation import parse_idempotency_key
 from config.clients import Core
 from jobs.codec import decode_job
 from jobs.model import Job
+from personalization.profile import WalletProfile
+from personalization.style import StyleParams
 
 STATUS_ROUTE = "/v1/mints/{job_id:str}"
 
 
-# Not shown in a status answer: who and where the profile is of, and the caller's own context.
-_HIDDEN_PROFILE_FIELDS = frozenset({"address", "chain_id", "context"})
+# A status answer shows the profile without who and where it is of and the caller's own context,
+# and the profile and the params with their keys sorted, as their saved documents have them (the
+# nested dicts come sorted from those documents).
+_SHOWN_PROFILE_FIELDS = tuple(
+    sorted(
+        field.name
+        for field in dataclasses.fields(WalletProfile)
+        if field.name not in ("address", "chain_id", "context")
+    )
+)
+_PARAM_FIELDS = tuple(sorted(field.name for field in dataclasses.fields(StyleParams)))
 
 
 def status_view(job: Job, public_url: str) -> MintStatus:
@@ -54,13 +65,11 @@ def status_view(job: Job, public_url: str) -> MintStatus:
         detail=job.detail,
         timings={stage: round(seconds, 4) for stage, seconds in job.timings.items()},
     )
-    # The profile and the params go out with their keys sorted, as their saved documents have them.
-    if job.profile is not None:
-        profile = msgspec.to_builtins(job.profile, order="sorted")
-        view.profile = {k: v for k, v in profile.items() if k not in _HIDDEN_PROFILE_FIELDS}
-    if job.style is not None:
-        view.style = msgspec.to_builtins(job.style.params, order="sorted")
-        view.persona = job.style.persona
+    if (profile := job.profile) is not None:
+        view.profile = {name: getattr(profile, name) for name in _SHOWN_PROFILE_FIELDS}
+    if (style := job.style) is not None:
+        view.style = {name: getattr(style.params, name) for name in _PARAM_FIELDS}
+        view.persona = style.persona
     if (pin := job.pin) is not None:
         view.token_uri = pin.token_uri
         view.image_uri = pin.image_uri
