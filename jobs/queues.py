@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from saq import Job as SaqJob
 from saq import Queue
 from saq.queue.redis import RedisQueue
+from saq.types import PartialTimersDict
 
 from config.settings import Settings
 
@@ -33,6 +34,14 @@ def make_queue(redis: Redis, name: str, *, sweep_s: float | None = None) -> Queu
     if sweep_s is not None:
         queue.sweep_lock_s = max(1, int(sweep_s))
     return queue
+
+
+def worker_timers(sweep_s: float) -> PartialTimersDict:
+    """A worker's timers: the sweep follows the settings, the rest are SAQ's defaults.
+
+    worker_info is spelled out because SAQ's PartialTimersDict still requires every key.
+    """
+    return {"sweep": max(1, int(sweep_s)), "schedule": 1, "abort": 1, "worker_info": 10}
 
 
 def job_options(settings: Settings) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from saq import Worker
 from saq.job import Status
 from saq.queue.redis import RedisQueue
+from saq.types import Context
 
 from chain.contract import PersonaMint
 from chain.errors import ChainError, ContractRevert, InsufficientFunds
@@ -38,7 +39,7 @@ from jobs.errors import job_error
 from jobs.keys import MINTER_HEALTH_PATTERN, minter_health_key, minter_journal_key
 from jobs.lease import FencedLease, LeaseLost
 from jobs.model import JobError, JobStatus, MintStage
-from jobs.queues import MINT_QUEUE, PIPELINE_QUEUE, heartbeat, make_queue
+from jobs.queues import MINT_QUEUE, PIPELINE_QUEUE, heartbeat, make_queue, worker_timers
 from jobs.store import JobStore
 from observability.logging import job_context
 from observability.metrics import MinterCollector, serve_process_metrics
@@ -146,15 +147,22 @@ async def retry_orphans(queue: RedisQueue) -> int:
     return retried
 
 
-async def mint_job(ctx: dict[str, Any], *, job_id: str) -> str:
+class MinterContext(Context, total=False):
+    """SAQ's task context plus the minter process's own clients."""
+
+    core: Core
+    minter: Minter
+    chain_id: int
+
+
+async def mint_job(ctx: MinterContext, *, job_id: str) -> str:
     """SAQ entry point (its name is the queue's function name); every log line carries the job id."""
     with job_context(job_id):
         return await _mint_job(ctx, job_id)
 
 
-async def _mint_job(ctx: dict[str, Any], job_id: str) -> str:
-    core: Core = ctx["core"]
-    minter: Minter = ctx["minter"]
+async def _mint_job(ctx: MinterContext, job_id: str) -> str:
+    core, minter = ctx["core"], ctx["minter"]
     saq_job = ctx.get("job")
     job = await core.jobs.get(job_id)
     if job is None:
@@ -288,13 +296,13 @@ async def run_minter(settings: Settings) -> None:
     if orphans:
         log.info("requeued %d mint jobs the previous minter held", orphans)
 
-    worker = Worker(
+    worker: Worker[MinterContext] = Worker(
         queue,
         functions=[mint_job],
         concurrency=settings.mint_concurrency,
-        timers={"sweep": max(1, int(settings.sweep_s)), "schedule": 1, "abort": 1},
+        timers=worker_timers(settings.sweep_s),
     )
-    worker.context.update({"core": core, "minter": minter, "chain_id": chain_id})  # type: ignore[typeddict-item]
+    worker.context.update({"core": core, "minter": minter, "chain_id": chain_id})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from saq import Worker
+from saq.job import Job as SaqJob
+from saq.types import Context
 
+from chain.rpc import JsonRpc
 from config.chain_check import refuse_wrong_chains
 from config.clients import Core
 from config.settings import Settings
-from ipfs.pinning import CIDMismatch, PinningRejected
+from ipfs.pinning import CIDMismatch, Pinner, PinningRejected
 from ipfs.pinning.redundant import aclose_pinner, build_pinner
 from jobs.errors import job_error
 from jobs.keys import preview_image_key
 from jobs.model import JobStatus
-from jobs.queues import enqueue_mint, heartbeat
+from jobs.queues import enqueue_mint, heartbeat, worker_timers
 from observability.logging import job_context
 from observability.metrics import WorkerMetrics, serve_process_metrics
 from personalization.errors import StyleDNAError
 from personalization.history import history_rpc
 from personalization.style import StyleDNA, StyleParams
 from pipeline.build import build_personalizer
-from pipeline.runner import Pipeline, PipelineDeps
+from pipeline.runner import Personalizer, Pipeline, PipelineDeps
 from render.errors import RenderError
 from render.renderer import DiffusionOptions, Renderer, build_renderer
 
@@ -34,15 +38,45 @@ log = logging.getLogger("personamint.worker")
 PERMANENT = (RenderError, StyleDNAError, CIDMismatch, PinningRejected)
 
 
-async def pipeline_job(ctx: dict[str, Any], *, job_id: str) -> str:
+@dataclass(frozen=True)
+class WorkerResources:
+    """What one worker process builds at start-up and every job it runs shares."""
+
+    core: Core
+    rpc: JsonRpc
+    pinner: Pinner
+    personalizer: Personalizer
+    renderer: Renderer
+    pipeline: Pipeline
+    metrics: WorkerMetrics
+    stop_metrics: Any = None  # the metrics server's stop function, when one runs
+
+    async def aclose(self) -> None:
+        if self.stop_metrics is not None:
+            self.stop_metrics()
+        await self.personalizer.aclose()
+        await self.renderer.aclose()
+        await aclose_pinner(self.pinner)
+        await self.rpc.aclose()
+        await self.core.close()
+
+
+class WorkerContext(Context, total=False):
+    """SAQ's task context plus this process's own: the settings before start-up, the resources after."""
+
+    settings: Settings
+    resources: WorkerResources
+
+
+async def pipeline_job(ctx: WorkerContext, *, job_id: str) -> str:
     """SAQ entry point (its name is the queue's function name); every log line carries the job id."""
     with job_context(job_id):
         return await _pipeline_job(ctx, job_id)
 
 
-async def _pipeline_job(ctx: dict[str, Any], job_id: str) -> str:
-    core: Core = ctx["core"]
-    pipeline: Pipeline = ctx["pipeline"]
+async def _pipeline_job(ctx: WorkerContext, job_id: str) -> str:
+    resources = ctx["resources"]
+    core, pipeline, metrics = resources.core, resources.pipeline, resources.metrics
     saq_job = ctx.get("job")
     job = await core.jobs.get(job_id)
     if job is None:
@@ -50,7 +84,6 @@ async def _pipeline_job(ctx: dict[str, Any], job_id: str) -> str:
         return "missing"
     if job.status.ended:
         return job.status
-    metrics: WorkerMetrics = ctx["metrics"]
     await core.jobs.bump_attempts(job_id)
     try:
         async with heartbeat(saq_job, core.settings.job_heartbeat_s / 3):
@@ -69,15 +102,15 @@ async def _pipeline_job(ctx: dict[str, Any], job_id: str) -> str:
 
 
 async def preview_job(
-    ctx: dict[str, Any], *, collection: str, params: dict[str, Any], seed: int, preview_id: str, ttl_s: int
+    ctx: WorkerContext, *, collection: str, params: dict[str, Any], seed: int, preview_id: str, ttl_s: int
 ) -> dict[str, Any]:
     """Render a preview with this worker's renderer (the one mints get); the PNG goes to Redis for the API."""
-    core: Core = ctx["core"]
-    pipeline: Pipeline = ctx["pipeline"]
+    resources = ctx["resources"]
+    core = resources.core
     dna = core.collections[collection]
-    result = (await pipeline.deps.renderer.render(dna, StyleParams.from_dict(params), seed)).result
+    result = (await resources.renderer.render(dna, StyleParams.from_dict(params), seed)).result
     await core.redis.set(preview_image_key(preview_id), result.png, ex=ttl_s)
-    ctx["metrics"].previews.inc()
+    resources.metrics.previews.inc()
     return {
         "width": result.width,
         "height": result.height,
@@ -87,7 +120,7 @@ async def preview_job(
     }
 
 
-async def _fail_if_last_attempt(core: Core, saq_job: Any, job_id: str, exc: BaseException) -> bool:
+async def _fail_if_last_attempt(core: Core, saq_job: SaqJob | None, job_id: str, exc: BaseException) -> bool:
     """Record the failure when no retry is left; True when this was the job's last attempt."""
     log.warning("job %s attempt failed: %s", job_id, type(exc).__name__)
     if saq_job is not None and saq_job.attempts >= saq_job.retries:
@@ -96,8 +129,8 @@ async def _fail_if_last_attempt(core: Core, saq_job: Any, job_id: str, exc: Base
     return False
 
 
-async def startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx["settings"]
+async def startup(ctx: WorkerContext) -> None:
+    settings = ctx["settings"]
     core = Core.create(settings)
     assert settings.rpc_url is not None, "PERSONAMINT_RPC_URL is not set"
     rpc = history_rpc(settings.rpc_url)
@@ -105,17 +138,12 @@ async def startup(ctx: dict[str, Any]) -> None:
         settings.pinner_configs(), local=core.store, policy=settings.pin_policy, wait=settings.pin_wait_policy()
     )
     renderer = await renderer_from_settings(settings, core.collections)
-    ctx["renderer"] = renderer
     metrics = WorkerMetrics()
-    ctx["metrics"] = metrics
+    stop_metrics = None
     if settings.metrics_port is not None:
-        ctx["stop_metrics"] = serve_process_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
-    ctx["core"] = core
-    ctx["rpc"] = rpc
-    ctx["pinner"] = pinner
+        stop_metrics = serve_process_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
     personalizer = build_personalizer(settings, rpc, core.redis)
-    ctx["personalizer"] = personalizer
-    ctx["pipeline"] = Pipeline(
+    pipeline = Pipeline(
         PipelineDeps(
             jobs=core.jobs,
             personalizer=personalizer,
@@ -125,6 +153,16 @@ async def startup(ctx: dict[str, Any]) -> None:
             renderer=renderer,
             on_stage=metrics.observe_stage,
         )
+    )
+    ctx["resources"] = WorkerResources(
+        core=core,
+        rpc=rpc,
+        pinner=pinner,
+        personalizer=personalizer,
+        renderer=renderer,
+        pipeline=pipeline,
+        metrics=metrics,
+        stop_metrics=stop_metrics,
     )
 
 
@@ -148,29 +186,24 @@ async def renderer_from_settings(settings: Settings, collections: Mapping[str, S
     return await build_renderer(settings.renderer, collections, diffusion=diffusion)
 
 
-async def shutdown(ctx: dict[str, Any]) -> None:
-    if ctx.get("stop_metrics") is not None:
-        ctx["stop_metrics"]()
-    await ctx["personalizer"].aclose()
-    if ctx.get("renderer") is not None:
-        await ctx["renderer"].aclose()
-    await aclose_pinner(ctx["pinner"])
-    await ctx["rpc"].aclose()
-    await ctx["core"].close()
+async def shutdown(ctx: WorkerContext) -> None:
+    resources = ctx.get("resources")
+    if resources is not None:
+        await resources.aclose()
 
 
 async def run_worker(settings: Settings) -> None:
     await refuse_wrong_chains(settings)
     core = Core.create(settings)
-    worker = Worker(
+    worker: Worker[WorkerContext] = Worker(
         core.pipeline_queue,
         functions=[pipeline_job, preview_job],
         concurrency=settings.pipeline_concurrency,
         startup=startup,
         shutdown=shutdown,
-        timers={"sweep": max(1, int(settings.sweep_s)), "schedule": 1, "abort": 1},
+        timers=worker_timers(settings.sweep_s),
     )
-    worker.context["settings"] = settings  # type: ignore[typeddict-unknown-key]
+    worker.context["settings"] = settings
     log.info("pipeline worker starting (concurrency %d)", settings.pipeline_concurrency)
     try:
         # SAQ installs its own SIGINT/SIGTERM handlers; start() returns once one arrives.
