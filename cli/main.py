@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -69,11 +70,17 @@ def cmd_housekeeper(settings: Settings) -> None:
     asyncio.run(run_housekeeper(settings))
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    """Production: the API alone. Local: start what is missing, then API + worker + minter."""
+    """Production: the API alone. Local: start what is missing, then API, worker, minter and housekeeper."""
     if settings.env == "production":
         cmd_api(settings)
         return
+    # SIGTERM (docker stop, systemd, a supervisor) ends serve as Ctrl-C does: every child stops.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     from devstack.local import LocalStack, ServiceProcesses, deploy_local_contract, new_api_key, service_env
 

@@ -195,8 +195,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Signer balance floor: below it the minter reports low balance, alerts fire and /ready fails.",
     )
+    signer_low_balance_eth: float | None = Field(
+        None, description="Retired: the one threshold is PERSONAMINT_MIN_SIGNER_BALANCE_WEI (set it instead)."
+    )
     max_queue_depth: int = Field(10_000, ge=1, description="/ready fails above this many queued jobs.")
-    reconcile_s: float = Field(30.0, gt=0, description="How often the API re-enqueues jobs a queue lost.")
+    reconcile_s: float = Field(30.0, gt=0, description="How often the housekeeper re-enqueues jobs a queue lost.")
     reconcile_after_s: float = Field(120.0, gt=0, description="Jobs open this long are checked by the reconciler.")
     log_requests: bool = Field(False, description="Log every request (errors and slow requests always are).")
     metrics_port: int | None = Field(
@@ -248,6 +251,17 @@ class Settings(BaseSettings):
 
     def pin_wait_policy(self) -> WaitPolicy:
         return WaitPolicy(accept=self.pin_accept, timeout_s=self.pin_timeout_s, retries=self.pin_retries)
+
+    @model_validator(mode="after")
+    def _retired(self) -> Settings:
+        # The minter's alert once had its own threshold; a deployment that still sets it would
+        # otherwise be silently ignored.
+        if self.signer_low_balance_eth is not None:
+            raise ValueError(
+                "PERSONAMINT_SIGNER_LOW_BALANCE_ETH is retired: /ready, the minter's health and the low-balance "
+                "alert share PERSONAMINT_MIN_SIGNER_BALANCE_WEI (in wei)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _diffusion_needs_a_model(self) -> Settings:

@@ -106,3 +106,9 @@ async def _one_wei(method: str, params: object = ()) -> str:
 def test_an_alert_needs_a_secret() -> None:
     with pytest.raises(ValueError, match="signing secret"):
         webhook_alert("http://alerts.test/hook", secret="")
+
+
+def test_the_retired_threshold_is_refused_with_its_replacement_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERSONAMINT_SIGNER_LOW_BALANCE_ETH", "0.1")
+    with pytest.raises(ValueError, match="PERSONAMINT_MIN_SIGNER_BALANCE_WEI"):
+        Settings()  # type: ignore[call-arg]
