@@ -69,7 +69,8 @@ def test_serve_prints_a_working_key_and_the_contract_and_sigterm_stops_every_chi
         output = "".join(printed)
         api_key = re.search(r"API key \(tenant 'local'\): (pm_\S+)", output)
         contract = re.search(r"0x[0-9a-fA-F]{40}", output)
-        assert api_key is not None and contract is not None, output
+        assert api_key is not None, output
+        assert contract is not None, output
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10, trust_env=False) as anonymous:
             assert anonymous.get("/health").status_code == 200
