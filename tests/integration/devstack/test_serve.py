@@ -46,9 +46,10 @@ def _alive(pid: int) -> bool:
 
 def test_serve_prints_a_working_key_and_the_contract_and_sigterm_stops_every_child(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("PERSONAMINT_")
-    } | {"PERSONAMINT_DATA_DIR": str(tmp_path / "data"), "PERSONAMINT_PORT": str(port)}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PERSONAMINT_")} | {
+        "PERSONAMINT_DATA_DIR": str(tmp_path / "data"),
+        "PERSONAMINT_PORT": str(port),
+    }
     serve = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve"],
         cwd=ROOT,
