@@ -1,10 +1,9 @@
-"""Webhooks both ways: signed reward events in (→ mints), signed status events out (retried, dead-lettered).
+"""The webhook outbox: tenants' endpoints, each delivery's record and attempts, the due set.
 
-Signature scheme, the same both ways: `X-PersonaMint-Timestamp: <unix seconds>` and
-`X-PersonaMint-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>` (several
-`v1=` values, comma-separated, while a secret rotates). The timestamp is inside the MAC, so a
-captured request cannot be replayed later than the tolerance window; within it, event ids are
-deduplicated."""
+A delivery is written by the status script (`jobs/scripts/set_status.lua`) in the same step as
+the end state it announces (a transactional outbox); the deliverer claims due ones
+(`outbox_claim.lua`) and the API lists, shows and redelivers them.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ import json
 import logging
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -54,24 +54,73 @@ def decoded(raw: Any) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
+@dataclass(frozen=True)
+class DeliveryAttemptRecord:
+    """One try at delivering: when, the receiver's HTTP status or the error, how long it took."""
+
+    at: float
+    status: int | None
+    error: str | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """An outbound delivery as stored (`pm:whout:<id>`), with its attempts when they were read."""
+
+    id: str
+    tenant: str
+    job_id: str
+    type: str
+    event_id: str
+    state: str  # pending | delivered | dead
+    attempts: int
+    created_at: float
+    next_at: float | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    delivered_at: float | None = None
+    history: tuple[DeliveryAttemptRecord, ...] | None = None
+
+    @classmethod
+    def from_hash(cls, fields: dict[str, str], history: list[bytes] | None = None) -> DeliveryRecord:
+        def number(name: str) -> float | None:
+            value = fields.get(name)
+            return float(value) if value else None
+
+        return cls(
+            id=fields["id"],
+            tenant=fields["tenant"],
+            job_id=fields["job_id"],
+            type=fields["type"],
+            event_id=fields["event_id"],
+            state=fields["state"],
+            attempts=int(fields.get("attempts", 0)),
+            created_at=float(fields["created_at"]),
+            next_at=number("next_at"),
+            last_status=int(fields["last_status"]) if fields.get("last_status") else None,
+            last_error=fields.get("last_error"),
+            delivered_at=number("delivered_at"),
+            history=None if history is None else tuple(DeliveryAttemptRecord(**json.loads(a)) for a in history),
+        )
+
+
 class DeliveryStore:
     """Reads and admin actions on outbound deliveries (what the API shows)."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def get(self, delivery_id: str) -> dict[str, Any] | None:
+    async def get(self, delivery_id: str) -> DeliveryRecord | None:
         raw = await self.redis.hgetall(keys.delivery_key(delivery_id))
         if not raw:
             return None
-        record: dict[str, Any] = decoded(raw)
-        attempts = await self.redis.lrange(keys.delivery_attempts_key(delivery_id), 0, -1)
-        record["history"] = [json.loads(a) for a in attempts]
-        return record
+        attempts: Any = await self.redis.lrange(keys.delivery_attempts_key(delivery_id), 0, -1)
+        return DeliveryRecord.from_hash(decoded(raw), attempts)
 
-    async def list(self, tenant: str, state: str | None, limit: int) -> list[dict[str, Any]]:
+    async def list(self, tenant: str, state: str | None, limit: int) -> list[DeliveryRecord]:
         ids: Any = await self.redis.zrevrange(keys.tenant_deliveries_key(tenant), 0, 999)
-        found: list[dict[str, Any]] = []
+        found: list[DeliveryRecord] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for delivery_id in ids:
                 pipe.hgetall(keys.delivery_key(delivery_id.decode()))
@@ -79,8 +128,8 @@ class DeliveryStore:
         for raw in rows:
             if not raw:
                 continue
-            record = decoded(raw)
-            if state is None or record.get("state") == state:
+            record = DeliveryRecord.from_hash(decoded(raw))
+            if state is None or record.state == state:
                 found.append(record)
             if len(found) >= limit:
                 break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from api.schemas import (
 from api.state import ApiState, api_state
 from api.validation import parse_idempotency_key
 from jobs.keys import inbound_event_key
+from jobs.outbox import DeliveryRecord
 from webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 
@@ -92,25 +94,21 @@ async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]
     return Response(WebhookAccepted(event_id=event.event_id, status="accepted", mint=mint), status_code=202)
 
 
-def _delivery_view(record: dict[str, Any]) -> Delivery:
-    def number(name: str) -> float | None:
-        value = record.get(name)
-        return float(value) if value not in (None, "") else None
-
-    history = record.get("history")
+def _delivery_view(record: DeliveryRecord) -> Delivery:
+    history = record.history
     return Delivery(
-        id=record["id"],
-        event_id=record["event_id"],
-        type=record["type"],
-        job_id=record["job_id"],
-        state=record["state"],
-        attempts=int(record.get("attempts", 0)),
-        created_at=float(record["created_at"]),
-        next_at=number("next_at") if record["state"] == "pending" else None,
-        last_status=int(record["last_status"]) if record.get("last_status") else None,
-        last_error=record.get("last_error"),
-        delivered_at=number("delivered_at"),
-        history=[DeliveryAttempt(**h) for h in history] if history is not None else None,
+        id=record.id,
+        event_id=record.event_id,
+        type=record.type,
+        job_id=record.job_id,
+        state=record.state,
+        attempts=record.attempts,
+        created_at=record.created_at,
+        next_at=record.next_at if record.state == "pending" else None,
+        last_status=record.last_status,
+        last_error=record.last_error,
+        delivered_at=record.delivered_at,
+        history=[DeliveryAttempt(h.at, h.status, h.error, h.seconds) for h in history] if history is not None else None,
     )
 
 
@@ -132,10 +130,10 @@ async def list_deliveries(
     return DeliveryList(deliveries=[_delivery_view(r) for r in records])
 
 
-async def _owned_delivery(state: ApiState, caller: Caller, delivery_id: str) -> dict[str, Any]:
+async def _owned_delivery(state: ApiState, caller: Caller, delivery_id: str) -> DeliveryRecord:
     wellformed = is_wellformed_id(delivery_id, DELIVERY_ID_MAX, ".")
     record = await state.deliveries.get(delivery_id) if wellformed else None
-    if record is None or record.get("tenant") != caller.tenant:
+    if record is None or record.tenant != caller.tenant:
         raise ApiError(404, "delivery_not_found", "no such webhook delivery")
     return record
 
@@ -168,10 +166,10 @@ async def retry_delivery(
 
     async def produce() -> tuple[int, Any]:
         record = await _owned_delivery(state, caller, delivery_id)
-        if record["state"] != "dead":
-            raise ApiError(409, "delivery_not_dead", f"the delivery is {record['state']}, not dead")
+        if record.state != "dead":
+            raise ApiError(409, "delivery_not_dead", f"the delivery is {record.state}, not dead")
         await state.deliveries.redeliver(delivery_id)
-        return 202, _delivery_view({**record, "state": "pending", "attempts": 0, "history": None})
+        return 202, _delivery_view(dataclasses.replace(record, state="pending", attempts=0, history=None))
 
     return await state.idempotency.run(
         operation="redeliver", caller=caller.tenant, key=key, payload={"delivery": delivery_id}, produce=produce
