@@ -35,7 +35,7 @@ class DemoMint:
     archetype: str
     wallet: str
     job_id: str = ""
-    status: str = "queued"
+    status: str = JobStatus.QUEUED
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
     record: dict[str, Any] = field(default_factory=dict)
@@ -51,7 +51,9 @@ def _progress_table(mints: list[DemoMint]) -> Table:
     table.add_column("s", justify="right")
     for mint in mints:
         done = PROGRESS.index(JobStatus(mint.status)) + 1 if mint.status in PROGRESS else len(PROGRESS)
-        colour = "green" if mint.status == "confirmed" else "red" if mint.status == "failed" else "yellow"
+        colour = (
+            "green" if mint.status == JobStatus.CONFIRMED else "red" if mint.status == JobStatus.FAILED else "yellow"
+        )
         bar = "█" * done + "░" * (len(PROGRESS) - done)
         elapsed = mint.seconds or time.monotonic() - mint.started
         table.add_row(mint.archetype, mint.wallet[:10] + "…", bar, f"[{colour}]{mint.status}[/]", f"{elapsed:.1f}")
@@ -268,11 +270,11 @@ def demo_session(
         try:
             api_key = asyncio.run(new_api_key(redis_url, "demo"))
             mints = asyncio.run(_mint_all(services.base_url, api_key, chosen, console))
-            ok = all(m.status == "confirmed" for m in mints)
+            ok = all(m.status == JobStatus.CONFIRMED for m in mints)
             images, metadata = {}, {}
             with httpx.Client(base_url=services.base_url, headers={"Authorization": f"Bearer {api_key}"}) as client:
                 for mint in mints:
-                    if mint.status != "confirmed":
+                    if mint.status != JobStatus.CONFIRMED:
                         continue
                     meta_cid = mint.record["token_uri"].removeprefix("ipfs://")
                     metadata[mint.archetype] = client.get(f"/ipfs/{meta_cid}").json()
@@ -293,7 +295,7 @@ def demo_session(
                 console.print(f"gallery: {index.resolve()}")
             else:
                 for mint in mints:
-                    if mint.status != "confirmed":
+                    if mint.status != JobStatus.CONFIRMED:
                         console.print(f"[red]{mint.archetype} ended {mint.status}: {mint.record.get('error')}[/]")
             console.print(f"demo finished in {time.monotonic() - started:.1f}s")
             if serve:

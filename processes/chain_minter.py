@@ -172,7 +172,7 @@ async def _mint_job(ctx: MinterContext, job_id: str) -> str:
     pin = job.pin
     if pin is None:
         await core.jobs.fail(job_id, JobError("not_pinned", "the job reached the minter without a pin"))
-        return "failed"
+        return JobStatus.FAILED
     shown: dict[str, str | None] = {"detail": None}
 
     async def on_progress(progress: MintProgress) -> None:
@@ -204,7 +204,7 @@ async def _mint_job(ctx: MinterContext, job_id: str) -> str:
                 raise MintTimeout(f"not confirmed within {deadline_s:.0f}s; the request is still tracked") from None
     except PERMANENT as exc:
         await core.jobs.fail(job_id, job_error(exc))
-        return "failed"
+        return JobStatus.FAILED
     except Exception as exc:
         log.warning("mint for %s failed: %s", job_id, type(exc).__name__)
         if saq_job is not None and saq_job.attempts >= saq_job.retries:
@@ -223,7 +223,7 @@ async def _mint_job(ctx: MinterContext, job_id: str) -> str:
     )
     await core.jobs.save_stage(job_id, minted, seconds)
     await core.jobs.set_status(job_id, JobStatus.CONFIRMED, extra={"token_id": receipt.token_id})
-    return "confirmed"
+    return JobStatus.CONFIRMED
 
 
 async def publish_health(redis: Redis, minter: Minter, chain_id: int) -> None:

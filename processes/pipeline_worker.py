@@ -90,15 +90,15 @@ async def _pipeline_job(ctx: WorkerContext, job_id: str) -> str:
             await pipeline.run(job)
     except PERMANENT as exc:
         await core.jobs.fail(job_id, job_error(exc))
-        metrics.jobs.labels("failed").inc()
-        return "failed"
+        metrics.jobs.labels(JobStatus.FAILED).inc()
+        return JobStatus.FAILED
     except Exception as exc:
         metrics.jobs.labels("failed" if await _fail_if_last_attempt(core, saq_job, job_id, exc) else "retry").inc()
         raise
     await core.jobs.set_status(job_id, JobStatus.MINTING)
     await enqueue_mint(core.mint_queue, core.settings, job_id)
-    metrics.jobs.labels("minting").inc()
-    return "minting"
+    metrics.jobs.labels(JobStatus.MINTING).inc()
+    return JobStatus.MINTING
 
 
 async def preview_job(

@@ -17,7 +17,7 @@ from api.schemas import Links, MintAccepted, Problem
 from api.state import ApiState, api_state
 from api.validation import check_context, parse_recipient
 from jobs.keys import job_key
-from jobs.model import TERMINAL
+from jobs.model import TERMINAL, JobStatus
 from jobs.queues import enqueue_pipeline
 
 log = logging.getLogger("personamint.api")
@@ -136,7 +136,7 @@ async def accept_mint(
             f"this wallet already has the most mints collection {collection!r} allows ({accepted.cap})",
             cap=accepted.cap,
         )
-    status = "queued"
+    status: str = JobStatus.QUEUED
     if accepted.outcome == "existing":
         job = await core.jobs.get(accepted.job_id)
         if job is None:  # Records expire long after idempotency keys; treat as gone.
