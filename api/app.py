@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from urllib.parse import urlsplit
 
-from eth_account import Account
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -20,10 +19,13 @@ from api.idempotency import IdempotencyStore
 from api.metrics import Metrics, RequestContext
 from api.previews import PreviewDeps, PreviewService
 from api.redismux import RedisMux
+from api.request_limits import HeaderLimits
 from api.routes import BENCH_HANDLERS, BENCH_PATH, ROUTE_HANDLERS
 from api.siwe import ContractWallets, SiwePolicy, SiweService
 from api.state import ApiState, install_api_state
 from api.status_reads import StatusReads
+from api.streams import StreamHub, StreamLeases
+from config.chain_check import configured_signer_address
 from config.clients import Core
 from config.settings import Settings
 from jobs.outbox import DeliveryStore, set_endpoint
@@ -45,9 +47,13 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=_openapi_config(),
         debug=False,
     )
-    # Wrapped outermost (see RequestContext); the bare benchmark route stays bare.
+    # Wrapped outermost (see RequestContext); then the header limits, before any route or status read;
+    # the bare benchmark route stays bare.
+    limited = HeaderLimits(
+        StatusReads(app.asgi_handler, app), max_bytes=settings.max_header_bytes, max_count=settings.max_header_count
+    )
     app.asgi_handler = RequestContext(
-        StatusReads(app.asgi_handler, app), metrics, log_requests=settings.log_requests, bypass=frozenset({BENCH_PATH})
+        limited, metrics, log_requests=settings.log_requests, bypass=frozenset({BENCH_PATH})
     )
     return app
 
@@ -89,8 +95,14 @@ def _lifespan(settings: Settings, metrics: Metrics) -> Callable[[Litestar], Abst
 
 async def _open_state(settings: Settings, metrics: Metrics, resources: contextlib.AsyncExitStack) -> ApiState:
     """Open the clients (each closed by `resources`, last opened first) and build the services on them."""
-    core = Core.create(settings)
+    core = Core.create(settings, client_name="personamint-api")
     resources.push_async_callback(core.close)
+    streams = StreamHub.from_url(settings.redis_url or "", core.redis, client_name="personamint-api-sse")
+    streams.start()
+    resources.push_async_callback(streams.aclose)
+    stream_leases = StreamLeases(core.redis, limit=settings.sse_streams_per_credential)
+    stream_leases.start()
+    resources.push_async_callback(stream_leases.aclose)
     mux = RedisMux(settings.redis_url or "")  # the request hot path's auto-pipelined connection
     resources.push_async_callback(mux.aclose)
     rpc = history_rpc(settings.rpc_url or "http://127.0.0.1:8545", retries=1)
@@ -117,25 +129,35 @@ async def _open_state(settings: Settings, metrics: Metrics, resources: contextli
             nonce_ttl_s=settings.siwe_nonce_ttl_s,
             session_ttl_s=settings.siwe_session_ttl_s,
             contract_wallets=ContractWallets(rpc),
+            max_failures=settings.siwe_max_failures,
         ),
-        signer_address=(
-            Account.from_key(settings.signer_key.get_secret_value()).address if settings.signer_key else None
-        ),
+        signer_address=await configured_signer_address(settings),  # any kind: keystore, remote, raw key
         previews=PreviewService(
             PreviewDeps(
                 redis=core.redis,
                 personalizer=personalizer,
                 collections=core.collections,
-                render_queue=core.pipeline_queue,
+                render_queue=core.preview_queue,
                 render_timeout_s=settings.preview_timeout_s,
                 ttl_s=settings.preview_cache_ttl_s,
                 concurrency=settings.preview_concurrency,
+                limiter=RateLimiter(core.redis),
+                scan_limit=Limit.per_minute(settings.profile_scans_per_min, settings.profile_scan_burst),
+                tenant_in_flight=settings.tenant_previews_in_flight,
             )
         ),
+        streams=streams,
+        stream_leases=stream_leases,
     )
     for name, source in settings.webhook_sources.items():
         if source.callback_url:
-            await set_endpoint(core.redis, source.tenant, source.callback_url, source.secret.get_secret_value())
+            await set_endpoint(
+                core.redis,
+                source.tenant,
+                source.callback_url,
+                source.secret.get_secret_value(),
+                allow_loopback=settings.webhook_allow_loopback,
+            )
             log.info("status webhooks for source %s go to its callback URL", name)
     return state
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from chain.errors import ChainError
 from observability.logging import redact, request_id_var
+from personalization.errors import PersonalizationError
+from render.errors import RenderError
 
 log = logging.getLogger("personamint.api")
 
@@ -90,6 +94,41 @@ def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Resp
     )
 
 
+@dataclass(frozen=True)
+class LibraryMapping:
+    """How a library error with a given `code` reaches a caller."""
+
+    status: int
+    detail: str | None = None  # None: the error's own message (only where it is built from the caller's input)
+    retry_after_s: int | None = None
+
+
+# The libraries' root errors (chain, personalization, render) carry a stable `code`; this table is
+# the one place that says what each code means over HTTP. A dependency that is down is a
+# retryable 503 with Retry-After; a code not listed is the service's own failure (a logged 500).
+LIBRARY_CODES: dict[str, LibraryMapping] = {
+    "history_unavailable": LibraryMapping(503, "The wallet's on-chain history could not be read; retry later.", 5),
+    "chain_unavailable": LibraryMapping(503, "The chain's JSON-RPC endpoint is unreachable; retry later.", 5),
+    "rpc_error": LibraryMapping(503, "The chain's JSON-RPC endpoint failed; retry later.", 5),
+    "pinning_unavailable": LibraryMapping(503, "The pinning service is unreachable; retry later.", 5),
+    "diffusion_unavailable": LibraryMapping(503, "The renderer is unavailable; retry later.", 5),
+    "invalid_context": LibraryMapping(400),
+}
+LIBRARY_ROOTS = (ChainError, PersonalizationError, RenderError)
+
+
+def library_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    code = str(getattr(exc, "code", ""))
+    mapping = LIBRARY_CODES.get(code)
+    if mapping is None:
+        return internal_error_handler(request, exc)
+    headers = {"Retry-After": str(mapping.retry_after_s)} if mapping.retry_after_s is not None else None
+    if mapping.status >= 500:
+        route = request.scope.get("path_template") or "<unmatched>"
+        log.warning("dependency unavailable on %s %s: %s (%s)", request.method, route, type(exc).__name__, code)
+    return problem(mapping.status, code, mapping.detail or str(exc)[:500], request, headers=headers)
+
+
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     if status >= 500:
@@ -101,7 +140,9 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
         extra: dict[str, Any] = {"errors": errors} if errors else {}
         return problem(400, code, detail, request, **extra)
     code = _STATUS_CODES.get(status, "client_error")
-    if status == 400 and _is_decode_error(str(exc.detail)):
+    # Litestar raises a body it could not decode (bad JSON, truncated, nested past the decoder's
+    # depth) as a 400 from its SerializationException.
+    if status == 400 and (isinstance(exc.__cause__, SerializationException) or _is_decode_error(str(exc.detail))):
         code = "invalid_json"
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in ("allow", "retry-after")}
     return problem(status, code, str(exc.detail), request, headers=headers)
@@ -124,5 +165,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: http_exception_handler,
     RedisConnectionError: unavailable_handler,
     RedisTimeoutError: unavailable_handler,
+    **dict.fromkeys(LIBRARY_ROOTS, library_error_handler),
     Exception: internal_error_handler,
 }

@@ -7,6 +7,7 @@ the end state (confirmed | failed).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -16,11 +17,12 @@ from litestar.response import ServerSentEventMessage
 from redis.asyncio import Redis
 
 from api.errors import ApiError
+from api.streams import StreamHub, stream_id
 from jobs.keys import events_key, job_key
 from jobs.model import TERMINAL
 
-_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
-KEEPALIVE_MS = 15_000
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+_ID_PART_MAX = 2**64 - 1  # Redis stream ids are two unsigned 64-bit numbers
 RECONNECT_MS = 1_000
 
 
@@ -28,7 +30,7 @@ def parse_last_event_id(value: str | None) -> str:
     """The stream id to resume after; '0-0' (from the start) when none is given."""
     if value is None or value == "":
         return "0-0"
-    if not _STREAM_ID.match(value):
+    if not _STREAM_ID.fullmatch(value) or max(stream_id(value)) > _ID_PART_MAX:
         raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be an id this stream sent (e.g. 1700-0)")
     return value
 
@@ -51,38 +53,42 @@ def _decode(entries: list[Any]) -> list[tuple[str, dict[str, str]]]:
 
 
 async def job_events(
-    redis: Redis, job_id: str, after: str, *, keepalive_ms: int = KEEPALIVE_MS
+    redis: Redis, hub: StreamHub, job_id: str, after: str, *, keepalive_s: float
 ) -> AsyncIterator[ServerSentEventMessage]:
-    """Replay what came after `after`, then follow live until the end state."""
+    """Replay what came after `after`, then follow live (through the hub) until the end state.
+
+    The job's status is read before the replay: the end event is written with the end status in
+    one step, so a job already ended has its end event in the replay, or the caller saw it (or
+    resumed past it); either way the stream closes instead of waiting for an event that never comes.
+    An id past the stream's last entry is taken as that entry, so such a stream still ends with the job.
+    """
     stream = events_key(job_id)
+    status: Any = await redis.hget(job_key(job_id), "status")
+    ended = status is not None and status.decode() in TERMINAL
+    tail: Any = await redis.xrevrange(stream, count=1)
     last = after
+    if not tail:
+        last = "0-0"  # nothing written yet: whatever comes is after anything the caller could have seen
+    elif stream_id(after) > stream_id(tail[0][0].decode()):
+        last = tail[0][0].decode()
     entries: Any = await redis.xrange(stream, min=f"({last}" if last != "0-0" else "-")
-    backlog = _decode(entries)
-    for entry_id, fields in backlog:
+    for entry_id, fields in _decode(entries):
         last = entry_id
         yield _message(job_id, entry_id, fields)
         if fields.get("status") in TERMINAL:
             return
-    # Resumed after the end state was already sent: nothing more will come.
-    status: Any = await redis.hget(job_key(job_id), "status")
-    if status is not None and status.decode() in TERMINAL:
-        tail: Any = await redis.xrevrange(stream, count=1)
-        if not tail or _is_after(last, tail[0][0].decode()):
-            return
-    while True:
-        found: Any = await redis.xread({stream: last}, count=100, block=keepalive_ms)
-        if not found:
-            yield ServerSentEventMessage(comment="keep-alive")
-            continue
-        for entry_id, fields in _decode(found[0][1]):
-            last = entry_id
+    if ended:
+        return
+    subscription = await hub.subscribe(stream, last)
+    try:
+        while True:
+            try:
+                entry_id, fields = await asyncio.wait_for(subscription.queue.get(), keepalive_s)
+            except TimeoutError:
+                yield ServerSentEventMessage(comment="keep-alive")
+                continue
             yield _message(job_id, entry_id, fields)
             if fields.get("status") in TERMINAL:
                 return
-
-
-def _is_after(a: str, b: str) -> bool:
-    """Stream ids compare as (ms, seq) pairs, not as strings."""
-    a_ms, a_seq = (int(x) for x in a.split("-"))
-    b_ms, b_seq = (int(x) for x in b.split("-"))
-    return (a_ms, a_seq) >= (b_ms, b_seq)
+    finally:
+        hub.unsubscribe(subscription)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import ApiError
+from api.validation import is_ascii_digits
 from config.settings import WebhookSource
 from webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
@@ -23,7 +24,7 @@ def verify_signature(
     """Raise a 401 problem unless the MAC matches and the timestamp is inside the window."""
     if not timestamp or not signature:
         raise ApiError(401, "missing_signature", f"send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not is_ascii_digits(timestamp) or len(timestamp) > 12:
         raise ApiError(401, "invalid_signature", f"{TIMESTAMP_HEADER} must be unix seconds")
     expected = sign(secret, timestamp, body)
     candidates = [part.strip()[3:] for part in signature.split(",") if part.strip().startswith("v1=")]
@@ -48,7 +49,7 @@ def json_pointer(document: object, pointer: str) -> object:
         token = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict) and token in node:
             node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+        elif isinstance(node, list) and is_ascii_digits(token) and len(token) < 10 and int(token) < len(node):
             node = node[int(token)]
         else:
             return None
@@ -71,7 +72,7 @@ def parse_inbound(source: WebhookSource, body: bytes) -> InboundEvent:
     """The verified body → the mint it asks for."""
     try:
         event = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         raise ApiError(400, "invalid_json", "the webhook body is not JSON") from None
     if not isinstance(event, dict):
         raise ApiError(400, "invalid_webhook_event", "the webhook body must be a JSON object")

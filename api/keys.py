@@ -17,6 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from jobs.ids import check_tenant
 from jobs.keys import API_KEY_INDEX_KEY, api_key_key
 
 KEY_PREFIX = "pm_"
@@ -80,8 +81,7 @@ class KeyStore:
         burst: int | None = None,
     ) -> tuple[ApiKeyRecord, str]:
         """Returns (record, api_key); only the digest is stored, the key is shown once."""
-        if not tenant or len(tenant) > 128:
-            raise ValueError("tenant must be 1-128 characters")
+        check_tenant(tenant)  # ValueError: a safe charset and length, never a wallet session's space
         key_id = secrets.token_hex(6)
         api_key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         record = ApiKeyRecord(

@@ -19,7 +19,7 @@ from observability.logging import request_id_var
 log = logging.getLogger("personamint.http")
 
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")  # fullmatch: `$` matches before a trailing newline
 
 
 SLOW_REQUEST_S = 1.0
@@ -83,7 +83,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         incoming = header_value(scope, b"x-request-id")
-        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -105,7 +105,7 @@ class RequestContext:
         finally:
             seconds = time.perf_counter() - started
             route = scope.get("path_template") or "<unmatched>"
-            method = str(scope.get("method", ""))
+            method = metric_method(str(scope.get("method", "")))
             self._observe(method, route, status, seconds)
             if status >= 500 or self.log_requests or (seconds > SLOW_REQUEST_S and "events" not in route):
                 log.log(
@@ -118,6 +118,15 @@ class RequestContext:
                     extra={"status": status, "route": route, "duration_ms": round(seconds * 1000, 2)},
                 )
             request_id_var.reset(token)
+
+
+# The methods a label may name (RFC 9110 and PATCH); any other a caller sends counts as OTHER, so
+# the label set stays bounded whatever callers send (routes are templates for the same reason).
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def metric_method(method: str) -> str:
+    return method if method in STANDARD_METHODS else "OTHER"
 
 
 def header_value(scope: Scope, name: bytes) -> str | None:

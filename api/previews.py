@@ -4,19 +4,25 @@ A preview renders with edition = the recipient's current counter and seed = deri
 values the wallet's next accepted mint will get, so the image is the one that mint produces
 (as long as the wallet's on-chain history does not change in between). Profile and style come
 from the same Personalizer the worker builds (history source, cache, orchestrator: one place,
-pipeline.build); the render itself is a `preview_job` on the pipeline queue, run by a worker with
-the worker's renderer (a GPU one included), so the API process never renders. Results are
-cached in Redis; the PNG is served from an unguessable, expiring capability URL.
+pipeline.build); the render itself is a `preview_job` on the preview queue (`pm-preview`, apart
+from the mints' pipeline queue), run by a worker with the worker's renderer (a GPU one included),
+so the API process never renders. Results are cached in Redis; the PNG is served from an
+unguessable, expiring capability URL.
+
+What a tenant can make the service hold is bounded: previews rendering or queued per tenant
+(`too_many_previews`), and uncached wallet history scans per tenant per minute (GCRA,
+`history_scan_rate_limited`); a cached answer costs neither.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -26,8 +32,10 @@ from saq.queue.base import JobError
 
 from api.errors import ApiError
 from api.schemas import ProfileView
+from jobs import lua
 from jobs.ids import derive_seed
-from jobs.keys import edition_key, preview_image_key, preview_key
+from jobs.keys import edition_key, history_scan_bucket, preview_image_key, preview_key, previews_in_flight_key
+from jobs.ratelimit import Limit, RateLimiter
 from personalization.profile import WalletProfile
 from personalization.style import StyleDNA, canonical_json
 from pipeline.runner import Personalizer
@@ -54,10 +62,13 @@ class PreviewDeps:
     redis: Redis
     personalizer: Personalizer
     collections: dict[str, StyleDNA]
-    render_queue: Queue  # the pipeline queue: workers run `preview_job`
+    render_queue: Queue  # the preview queue: workers run `preview_job` there
     render_timeout_s: float
     ttl_s: int
     concurrency: int
+    limiter: RateLimiter
+    scan_limit: Limit  # uncached history scans per tenant
+    tenant_in_flight: int  # previews one tenant may have rendering or queued
 
 
 class PreviewService:
@@ -65,6 +76,39 @@ class PreviewService:
         self.deps = deps
         self._renders = asyncio.Semaphore(deps.concurrency)
         self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._take_slot = lua.register(deps.redis, "preview_slot")
+        # A slot outlives the longest preview (history, style, queue wait, render), then lapses.
+        self._slot_lapse_ms = int((2 * deps.render_timeout_s + 60) * 1000)
+
+    async def charge_scan(self, tenant: str) -> None:
+        """Charge the tenant's budget of uncached history scans; 429 when it is spent."""
+        decision = await self.deps.limiter.hit((history_scan_bucket(tenant), self.deps.scan_limit))
+        if not decision.allowed:
+            raise ApiError(
+                429,
+                "history_scan_rate_limited",
+                "too many profiles of new wallets for this tenant; retry later (cached ones are free)",
+                headers={"Retry-After": decision.retry_after_header},
+                retry_after_s=round(decision.retry_after_s, 3),
+            )
+
+    @contextlib.asynccontextmanager
+    async def in_flight(self, tenant: str) -> AsyncIterator[None]:
+        """One of the tenant's in-flight preview slots for the body's duration; 429 when all are held."""
+        key = previews_in_flight_key(tenant)
+        slot = secrets.token_hex(8)
+        if not await self._take_slot(keys=[key], args=[slot, self.deps.tenant_in_flight, self._slot_lapse_ms]):
+            raise ApiError(
+                429,
+                "too_many_previews",
+                f"this tenant already has {self.deps.tenant_in_flight} previews in flight; retry when one ends",
+                headers={"Retry-After": "2"},
+                limit=self.deps.tenant_in_flight,
+            )
+        try:
+            yield
+        finally:
+            await self.deps.redis.zrem(key, slot)
 
     async def _once(self, key: str, compute: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         """Concurrent identical requests share one computation (per process)."""
@@ -84,7 +128,9 @@ class PreviewService:
         future.set_result(result)
         return result
 
-    async def profile_and_style(self, address: str, collection: str) -> ProfileView:
+    async def profile_and_style(self, address: str, collection: str, tenant: str) -> ProfileView:
+        """An uncached profile: charged to the tenant's history-scan budget."""
+        await self.charge_scan(tenant)
         dna = self.deps.collections[collection]
         # No cache of our own: the personalizer's history cache keys summaries by block, as the worker's does.
         profile = await self.deps.personalizer.profile(address, {})
@@ -98,8 +144,12 @@ class PreviewService:
             style=orchestration.params.to_dict(),
         )
 
-    async def preview(self, recipient: str, collection: str, context: dict[str, Any]) -> dict[str, Any]:
-        """The next mint's image for this wallet; `cached` says whether it was rendered before."""
+    async def preview(self, recipient: str, collection: str, context: dict[str, Any], tenant: str) -> dict[str, Any]:
+        """The next mint's image for this wallet; `cached` says whether it was rendered before.
+
+        An uncached preview holds one of the tenant's in-flight slots and is charged to its
+        history-scan budget; requests joining one already computing (in this process) hold neither.
+        """
         redis = self.deps.redis
         raw_edition = await redis.get(edition_key(collection, recipient))
         edition = int(raw_edition) if raw_edition is not None else 0
@@ -137,7 +187,11 @@ class PreviewService:
             await redis.set(cache_key, json.dumps(view, sort_keys=True), ex=self.deps.ttl_s)
             return view
 
-        return {**await self._once(cache_key, compute), "cached": False}
+        if cache_key in self._inflight:  # joining a computation costs the tenant nothing
+            return {**await self._once(cache_key, compute), "cached": False}
+        async with self.in_flight(tenant):
+            await self.charge_scan(tenant)
+            return {**await self._once(cache_key, compute), "cached": False}
 
     async def _render(self, collection: str, params: dict[str, Any], seed: int, preview_id: str) -> RenderedPreview:
         """A worker renders it (and stores the PNG); no worker within the deadline → a retryable 503."""

@@ -24,24 +24,31 @@ from redis.asyncio import Redis
 
 from api.errors import ApiError
 from api.keys import SCOPES, SESSION_PREFIX, digest
+from api.validation import is_ascii_digits
 from chain.rpc import JsonRpc, RpcCallError
+from jobs import lua
+from jobs.ids import wallet_tenant
 from jobs.keys import session_key, siwe_nonce_key
 from personalization.errors import HistoryError
 
 _PREAMBLE = " wants you to sign in with your Ethereum account:"
 _SCHEME = r"[A-Za-z][A-Za-z0-9+\-.]*"
+# Every pattern is applied with `fullmatch` (`$` would also match before a trailing newline) and
+# spells digits [0-9] (`\d` takes every script's digits).
 _DOMAIN = re.compile(
-    rf"^(?:(?P<scheme>{_SCHEME})://)?(?P<domain>(?:[A-Za-z0-9\-._~%!$&'()*+,;=]+|\[[0-9A-Fa-f:.]+\])(?::\d{{1,5}})?)$"
+    rf"(?:(?P<scheme>{_SCHEME})://)?(?P<domain>(?:[A-Za-z0-9\-._~%!$&'()*+,;=]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?)"
 )
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_URI = re.compile(rf"^{_SCHEME}:[^\s]+$")
-_NONCE = re.compile(r"^[A-Za-z0-9]{8,}$")
-_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+\-]\d{2}:\d{2})$")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*$")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_URI = re.compile(rf"{_SCHEME}:[^\s]+")
+_NONCE = re.compile(r"[A-Za-z0-9]{8,}")
+_DATETIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?([Zz]|[+\-][0-9]{2}:[0-9]{2})"
+)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*")
 # statement = *( reserved / unreserved / " " ) (RFC 3986 character classes, so ASCII only)
-_STATEMENT = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;= ]+$")
-_SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
-_ANY_SIGNATURE = re.compile(r"^0x(?:[0-9a-fA-F]{2})+$")
+_STATEMENT = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;= ]+")
+_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
+_ANY_SIGNATURE = re.compile(r"0x(?:[0-9a-fA-F]{2})+")
 MAX_MESSAGE_CHARS = 4096
 # A contract wallet's signature can be long: a Safe concatenates one 65-byte part per owner.
 MAX_SIGNATURE_BYTES = 4096
@@ -59,17 +66,17 @@ def _malformed(detail: str) -> SiweError:
 
 def parse_datetime(value: str, field: str) -> datetime:
     """RFC 3339 date-time with a zone (as EIP-4361 requires)."""
-    if not _DATETIME.match(value):
+    if not _DATETIME.fullmatch(value):
         raise _malformed(f"{field} is not an RFC 3339 date-time")
     head, _, rest = value.partition(".")
     if rest:  # Python parses at most microseconds: trim extra fraction digits.
-        zone_at = next(i for i, c in enumerate(rest) if not c.isdigit())
+        zone_at = next(i for i, c in enumerate(rest) if c not in "0123456789")
         value = f"{head}.{rest[:zone_at][:6]}{rest[zone_at:]}"
     try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
-    except ValueError:
+        # In the try too: a zone offset can move 0001-01-01 or 9999-12-31 out of datetime's range.
+        return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T")).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise _malformed(f"{field} is not a valid date-time") from None
-    return parsed.astimezone(UTC)
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -131,11 +138,11 @@ class SiweMessage:
             raise _malformed("too few lines")
         if not lines[0].endswith(_PREAMBLE):
             raise _malformed("first line must be '<domain> wants you to sign in with your Ethereum account:'")
-        head = _DOMAIN.match(lines[0][: -len(_PREAMBLE)])
+        head = _DOMAIN.fullmatch(lines[0][: -len(_PREAMBLE)])
         if head is None:
             raise _malformed("bad domain")
         address = lines[1]
-        if not _ADDRESS.match(address):
+        if not _ADDRESS.fullmatch(address):
             raise _malformed("second line must be a 0x address")
         if not is_checksum_address(address):
             raise _malformed("address must be EIP-55 checksummed")
@@ -146,7 +153,7 @@ class SiweMessage:
             index = 4
         else:
             statement = lines[3]
-            if not _STATEMENT.match(statement) or lines[4] != "":
+            if not _STATEMENT.fullmatch(statement) or lines[4] != "":
                 raise _malformed("the statement must be one line followed by a blank line")
             index = 5
 
@@ -160,22 +167,22 @@ class SiweMessage:
             return None
 
         uri = take("URI: ") or ""
-        if not _URI.match(uri):
+        if not _URI.fullmatch(uri):
             raise _malformed("URI is not an RFC 3986 URI")
         version = take("Version: ")
         if version != "1":
             raise _malformed("Version must be 1")
         chain_raw = take("Chain ID: ") or ""
-        if not chain_raw.isdigit() or len(chain_raw) > 20:
+        if not is_ascii_digits(chain_raw) or len(chain_raw) > 20:
             raise _malformed("Chain ID must be a decimal number")
         nonce = take("Nonce: ") or ""
-        if not _NONCE.match(nonce):
+        if not _NONCE.fullmatch(nonce):
             raise _malformed("Nonce must be at least 8 alphanumeric characters")
         issued_at = parse_datetime(take("Issued At: ") or "", "Issued At")
         expiration = take("Expiration Time: ", required=False)
         not_before = take("Not Before: ", required=False)
         request_id = take("Request ID: ", required=False)
-        if request_id is not None and not _REQUEST_ID.match(request_id):
+        if request_id is not None and not _REQUEST_ID.fullmatch(request_id):
             raise _malformed("Request ID has characters outside pchar")
         resources: list[str] = []
         if take("Resources:", required=False) is not None:
@@ -183,7 +190,7 @@ class SiweMessage:
                 raise _malformed("'Resources:' stands alone on its line")
             while index < len(lines) and lines[index].startswith("- "):
                 resource = lines[index][2:]
-                if not _URI.match(resource):
+                if not _URI.fullmatch(resource):
                     raise _malformed("a resource is not a URI")
                 resources.append(resource)
                 index += 1
@@ -237,7 +244,7 @@ class ContractWallets:
 
 def signature_bytes(signature: str) -> bytes:
     """A signature's bytes: 0x-prefixed hex, at most MAX_SIGNATURE_BYTES."""
-    if len(signature) > 2 + 2 * MAX_SIGNATURE_BYTES or not _ANY_SIGNATURE.match(signature):
+    if len(signature) > 2 + 2 * MAX_SIGNATURE_BYTES or not _ANY_SIGNATURE.fullmatch(signature):
         raise SiweError(
             401, "siwe_bad_signature", f"signature must be 0x-prefixed hex of at most {MAX_SIGNATURE_BYTES} bytes"
         )
@@ -245,7 +252,7 @@ def signature_bytes(signature: str) -> bytes:
 
 
 def recover_signer(message: str, signature: str) -> str:
-    if not _SIGNATURE.match(signature):
+    if not _SIGNATURE.fullmatch(signature):
         raise SiweError(401, "siwe_bad_signature", "signature must be 0x followed by 65 bytes of hex")
     try:
         recovered: str = Account.recover_message(encode_defunct(text=message), signature=signature)
@@ -291,7 +298,12 @@ class Session:
 
 
 class SiweService:
-    """Nonces (single use, short-lived) and the sessions a verified message opens."""
+    """Nonces (single use, short-lived, a bounded try budget) and the sessions a verified message opens.
+
+    A nonce allows `max_failures` failed verifications, then it is spent (429
+    `siwe_nonce_exhausted`: ask for a new one). A contract-wallet check is charged before the
+    chain is asked, so one nonce buys at most `max_failures` `eth_getCode`/`eth_call` pairs.
+    """
 
     def __init__(
         self,
@@ -301,52 +313,81 @@ class SiweService:
         nonce_ttl_s: int,
         session_ttl_s: int,
         contract_wallets: ContractWallets | None = None,
+        max_failures: int = 5,
     ) -> None:
         self.redis = redis
         self.policy = policy
         self.nonce_ttl_s = nonce_ttl_s
         self.session_ttl_s = session_ttl_s
         self.contract_wallets = contract_wallets
+        self.max_failures = max_failures
+        self._nonce = lua.register(redis, "siwe_nonce")
 
     async def new_nonce(self) -> tuple[str, float]:
         nonce = secrets.token_hex(12)
-        await self.redis.set(siwe_nonce_key(nonce), "1", ex=self.nonce_ttl_s)
+        await self.redis.set(siwe_nonce_key(nonce), "0", ex=self.nonce_ttl_s)  # failures so far
         return nonce, time.time() + self.nonce_ttl_s
 
-    async def _verify_signature(self, message: SiweMessage, text: str, signature: str) -> None:
-        raw = signature_bytes(signature)
-        recovered: str | None = None
-        if len(raw) == 65:
-            try:
-                recovered = recover_signer(text, signature)
-            except SiweError:
-                recovered = None  # not an EOA signature; a contract wallet may still accept it
-        if recovered == message.address:
-            return
-        # Only a live nonce earns a question to the chain, so junk sign-ins cost no RPC calls.
-        if (
-            self.contract_wallets is not None
-            and await self.redis.exists(siwe_nonce_key(message.nonce))
-            and await self.contract_wallets.signed(message.address, personal_sign_hash(text), raw)
-        ):
-            return
-        raise SiweError(401, "siwe_bad_signature", "the message was not signed by its address")
+    def _exhausted(self) -> SiweError:
+        return SiweError(
+            429,
+            "siwe_nonce_exhausted",
+            f"this nonce allowed {self.max_failures} failed sign-ins and is spent; request a new nonce",
+        )
+
+    async def charge(self, nonce: str) -> int:
+        """Count one failed (or about to be tried) verification: the failures so far, -1 for an unknown nonce."""
+        result = int(await self._nonce(keys=[siwe_nonce_key(nonce)], args=["charge", self.max_failures, 0]))
+        if result == -2:
+            raise self._exhausted()
+        return result
+
+    async def spend(self, nonce: str, *, precharged: bool) -> None:
+        """Use the nonce up for a sign-in that passed every check (atomically: one of two racers wins)."""
+        args: list[str | int] = ["spend", self.max_failures, int(precharged)]
+        result = int(await self._nonce(keys=[siwe_nonce_key(nonce)], args=args))
+        if result == -2:
+            raise self._exhausted()
+        if result == -1:
+            raise SiweError(401, "siwe_nonce_invalid", "the nonce is unknown, expired or already used")
+
+    async def _contract_signed(self, message: SiweMessage, text: str, raw: bytes) -> bool:
+        """Ask the wallet contract (EIP-1271), charged to the nonce first; only a live nonce earns the question."""
+        if self.contract_wallets is None:
+            return False
+        if await self.charge(message.nonce) < 0:
+            return False
+        return await self.contract_wallets.signed(message.address, personal_sign_hash(text), raw)
 
     async def sign_in(self, text: str, signature: str) -> Session:
         message = SiweMessage.parse(text)
         now = time.time()
-        self.policy.check(message, now)
-        await self._verify_signature(message, text, signature)
-        # Spent atomically: of two racing sign-ins with one nonce, exactly one gets it.
-        if await self.redis.getdel(siwe_nonce_key(message.nonce)) is None:
-            raise SiweError(401, "siwe_nonce_invalid", "the nonce is unknown, expired or already used")
+        precharged = False
+        try:
+            self.policy.check(message, now)
+            raw = signature_bytes(signature)
+            recovered: str | None = None
+            if len(raw) == 65:
+                try:
+                    recovered = recover_signer(text, signature)
+                except SiweError:
+                    recovered = None  # not an EOA signature; a contract wallet may still accept it
+            if recovered != message.address:
+                precharged = self.contract_wallets is not None
+                if not await self._contract_signed(message, text, raw):
+                    raise SiweError(401, "siwe_bad_signature", "the message was not signed by its address")
+        except SiweError as refusal:
+            if refusal.status == 401 and not precharged:
+                await self.charge(message.nonce)  # a failed verification costs the nonce one try
+            raise
+        await self.spend(message.nonce, precharged=precharged)
         expires_at = now + self.session_ttl_s
         if message.expiration_time is not None:
             expires_at = min(expires_at, message.expiration_time.timestamp())
         token = f"{SESSION_PREFIX}{secrets.token_urlsafe(32)}"
         record = {
             "key_id": "s_" + secrets.token_hex(6),
-            "tenant": f"wallet:{message.address}",
+            "tenant": wallet_tenant(message.address),
             "scopes": list(SCOPES),
             "collections": None,
             "address": message.address,

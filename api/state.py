@@ -11,6 +11,7 @@ from api.idempotency import IdempotencyStore
 from api.metrics import Metrics
 from api.previews import PreviewService
 from api.siwe import SiweService
+from api.streams import StreamHub, StreamLeases
 from chain.rpc import JsonRpc
 from config.clients import Core
 from jobs.outbox import DeliveryStore
@@ -36,6 +37,8 @@ class ApiState:
     siwe: SiweService
     signer_address: str | None  # the minter's address, for the balance probe; None without a signer key
     previews: PreviewService
+    streams: StreamHub  # the process's one Redis reader behind every open SSE stream
+    stream_leases: StreamLeases  # open SSE streams per credential, across API processes
 
 
 def install_api_state(app: Litestar, state: ApiState) -> None:

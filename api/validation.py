@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
 
 from api.errors import ApiError
+from personalization.context import ContextError, ContextSchema
 
-_HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# Every pattern here is applied with `fullmatch`: `$` would also match before a trailing newline.
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def is_ascii_digits(value: str) -> bool:
+    """Only 0-9 (`str.isdigit` also takes ², ³ and other scripts' digits, which `int` then refuses or reads)."""
+    return value.isascii() and value.isdigit()
 
 
 def parse_recipient(value: str) -> str:
     """A 0x address; mixed case must carry a valid EIP-55 checksum; never the zero address."""
-    if not _HEX_ADDRESS.match(value):
+    if not _HEX_ADDRESS.fullmatch(value):
         raise ApiError(400, "invalid_address", "recipient must be 0x followed by 40 hex digits")
     body = value[2:]
     if body != body.lower() and body != body.upper() and not is_checksum_address(value):
@@ -27,7 +35,7 @@ def parse_recipient(value: str) -> str:
 def parse_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
-    if not _IDEMPOTENCY_KEY.match(value):
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
     return value
 
@@ -36,8 +44,8 @@ MAX_CONTEXT_KEYS = 32
 MAX_CONTEXT_DEPTH = 4
 
 
-def check_context(context: dict[str, object]) -> dict[str, object]:
-    """App context is small and shallow: it feeds features, not storage."""
+def check_context(context: dict[str, Any], schema: ContextSchema) -> dict[str, Any]:
+    """App context is small and shallow (it feeds features, not storage) and fits the collection's schema."""
     if len(context) > MAX_CONTEXT_KEYS:
         raise ApiError(400, "invalid_context", f"context has more than {MAX_CONTEXT_KEYS} keys")
 
@@ -50,4 +58,33 @@ def check_context(context: dict[str, object]) -> dict[str, object]:
 
     if depth(context, 0) > MAX_CONTEXT_DEPTH:
         raise ApiError(400, "invalid_context", f"context nests deeper than {MAX_CONTEXT_DEPTH} levels")
-    return context
+    try:
+        return schema.validate(context)
+    except ContextError as exc:
+        raise ApiError(400, "invalid_context", str(exc)) from None
+
+
+def check_json_media_type(content_type: str | None, *, has_body: bool) -> None:
+    """A body must be declared JSON: `application/json` or `application/<anything>+json`, in UTF-8.
+
+    A request without a body has nothing to declare; any other type (text/plain, a form, none at
+    all) is a 415 rather than a body parsed as JSON whatever its sender said it was.
+    """
+    if not has_body:
+        return
+    media_type, *parameters = (content_type or "").split(";")
+    kind = media_type.strip().lower()
+    subtype = kind.removeprefix("application/")
+    json_type = kind != subtype and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > 5))
+    charset = "utf-8"
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    if not json_type or charset not in ("utf-8", "utf8"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json (UTF-8)",
+            headers={"Accept-Post": "application/json"},
+        )

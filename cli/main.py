@@ -49,6 +49,9 @@ def cmd_api(settings: Settings) -> None:
         log_level="warning",
         access_log=False,
         log_config=None,  # keep api.logging's JSON handler
+        # Where h11 parses: it buffers at most this much of a request head (beyond: a bare 400), with
+        # room for the request line so the header limits' 431 (api.request_limits) answers first.
+        h11_max_incomplete_event_size=settings.max_header_bytes + 16_384,
     )
 
 
@@ -82,7 +85,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     # SIGTERM (docker stop, systemd, a supervisor) ends serve as Ctrl-C does: every child stops.
     signal.signal(signal.SIGTERM, _interrupt)
 
-    from devstack.local import LocalStack, ServiceProcesses, deploy_local_contract, new_api_key, service_env
+    from devstack.local import (
+        LocalStack,
+        LocalStackError,
+        ServiceProcesses,
+        deploy_local_contract,
+        new_api_key,
+        service_env,
+    )
 
     stack = LocalStack(settings.data_dir / "local", persistent=True)
     try:
@@ -103,10 +113,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         print(f"API key (tenant 'local'): {api_key}")
         print(f"Logs: {settings.data_dir / 'local' / 'logs'}   Ctrl-C stops everything.")
         try:
-            for process in services.processes.values():
-                process.wait()
+            # Restarts a worker, minter or housekeeper that dies; the API dying ends serve (an error).
+            services.supervise()
         except KeyboardInterrupt:
             pass
+        except LocalStackError as exc:
+            raise SystemExit(f"personamint serve: {exc}") from None
         finally:
             services.stop()
     finally:
@@ -143,17 +155,23 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> None:
     """keys create|list|revoke: API keys are shown once and stored hashed."""
     if settings.redis_url is None:
         raise SystemExit("PERSONAMINT_REDIS_URL is not set")
-    asyncio.run(_keys(settings.redis_url, args))
+    asyncio.run(_keys(settings.redis_url, args, allow_loopback=settings.webhook_allow_loopback))
 
 
-async def _keys(redis_url: str, args: argparse.Namespace) -> None:
+async def _keys(redis_url: str, args: argparse.Namespace, *, allow_loopback: bool = False) -> None:
     import json
 
     from redis.asyncio import Redis
 
     from api.keys import KeyStore
     from jobs.outbox import set_endpoint
+    from webhooks.egress import EgressPolicy, EgressRefused
 
+    if getattr(args, "webhook_url", None):
+        try:  # before the key is made: a refused URL leaves nothing behind
+            EgressPolicy(allow_loopback=allow_loopback).check_url(args.webhook_url)
+        except EgressRefused as exc:
+            raise SystemExit(str(exc)) from None
     client = Redis.from_url(redis_url)
     store = KeyStore(client)
     try:
@@ -177,7 +195,7 @@ async def _keys(redis_url: str, args: argparse.Namespace) -> None:
             print(f"collections: {','.join(record.collections) if record.collections is not None else '(all)'}")
             print(f"api key: {api_key}   (shown once; only its hash is stored)")
             if args.webhook_url:
-                secret = await set_endpoint(client, args.tenant, args.webhook_url)
+                secret = await set_endpoint(client, args.tenant, args.webhook_url, allow_loopback=allow_loopback)
                 print(f"status webhooks for tenant {args.tenant} go to {args.webhook_url}")
                 print(f"webhook signing secret: {secret}   (shown once)")
         elif args.keys_command == "list":

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
+from eth_account import Account
+from eth_utils.address import to_checksum_address
 from web3 import AsyncWeb3
 from web3.exceptions import Web3Exception
 
@@ -26,6 +28,7 @@ from chain.signers import RemoteSigner, Signer, load_signer
 from chain.web3 import connect_web3
 from config.collections import CollectionConfig, collections_by_chain
 from config.settings import Settings
+from webhooks.egress import EgressPolicy, egress_client
 from webhooks.signing import signature_headers
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "ChainIdMismatch",
     "PublicDevKey",
     "check_collection_chains",
+    "configured_signer_address",
     "connect_rpc",
     "read_signer_balance",
     "refuse_public_dev_key",
@@ -166,6 +170,34 @@ async def service_signer(settings: Settings, *, chain_id: int) -> Signer:
         await signer.check()
     refuse_public_dev_key(signer.address, chain_id)
     return signer
+
+
+async def configured_signer_address(settings: Settings) -> str | None:
+    """The address the configured signer signs for, whichever kind it is (None: no signer configured).
+
+    A keystore declares its address in the clear (read without decrypting); one that does not is
+    decrypted once, off the event loop. A remote signer's is `remote_signer_address`; a raw key's
+    is derived. Readers that only watch the balance (the API's /ready) need nothing more.
+    """
+    if settings.remote_signer_url is not None:
+        return settings.remote_signer_address
+    if settings.signer_key is not None:
+        return str(Account.from_key(settings.signer_key.get_secret_value()).address)
+    if settings.signer_keystore is not None:
+        with contextlib.suppress(OSError, ValueError):
+            declared = str(json.loads(settings.signer_keystore.read_text()).get("address") or "")
+            if declared:
+                return str(to_checksum_address("0x" + declared.lower().removeprefix("0x")))
+        secret = settings.signer_keystore_password
+        signer = await asyncio.to_thread(
+            load_signer,
+            env=settings.env,
+            keystore_path=settings.signer_keystore,
+            password=secret.get_secret_value() if secret else None,
+            password_file=settings.signer_keystore_password_file,
+        )
+        return signer.address
+    return None
 
 
 def signer_balance_floor_wei(settings: Settings) -> int:
@@ -318,15 +350,24 @@ class BalanceWatch:
 
 
 def webhook_alert(
-    url: str, *, secret: str, client: httpx.AsyncClient | None = None, timeout_s: float = 5.0
+    url: str,
+    *,
+    secret: str,
+    client: httpx.AsyncClient | None = None,
+    timeout_s: float = 5.0,
+    allow_loopback: bool = False,
 ) -> AlertHook:
     """An alert hook that POSTs the reading as JSON, signed like every outbound webhook.
 
     `X-PersonaMint-Timestamp` and `X-PersonaMint-Signature: v1=<hex HMAC-SHA256 of "<t>.<body>">`
-    (`webhooks.signing`): the receiver checks it exactly as it checks status webhooks.
+    (`webhooks.signing`): the receiver checks it exactly as it checks status webhooks. The URL
+    passes the egress policy now (`webhooks.egress`, EgressRefused) and again at each send,
+    after DNS resolution, through the pinned egress client.
     """
     if not secret:
         raise ValueError("a webhook needs a signing secret")
+    policy = EgressPolicy(allow_loopback=allow_loopback)
+    policy.check_url(url)
 
     async def send(reading: BalanceReading) -> None:
         body = json.dumps(
@@ -336,7 +377,7 @@ def webhook_alert(
         if client is not None:
             response = await client.post(url, content=body, headers=headers, timeout=timeout_s)
         else:
-            async with httpx.AsyncClient(trust_env=False) as own:
+            async with egress_client(policy, timeout_s=timeout_s) as own:
                 response = await own.post(url, content=body, headers=headers, timeout=timeout_s)
         response.raise_for_status()
 

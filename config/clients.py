@@ -4,15 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from saq import Queue
 
 from config.collections import load_collection_configs
 from config.settings import Settings
 from ipfs.pinning.local import LocalStore
-from jobs.queues import MINT_QUEUE, PIPELINE_QUEUE, make_queue
+from jobs.fairshare import FairShare
+from jobs.queues import MINT_QUEUE, PIPELINE_QUEUE, PREVIEW_QUEUE, enqueue_pipeline, make_queue
 from jobs.store import JobStore
 from personalization.style import StyleDNA
+
+
+def bounded_redis(settings: Settings, *, client_name: str | None = None) -> Redis:
+    """A Redis client on a pool of at most `redis_max_connections` connections.
+
+    Past that a command waits up to `redis_pool_timeout_s` for a free connection, then fails with
+    redis' ConnectionError (the API answers 503): load queues briefly instead of opening
+    connections without bound. `client_name` (CLIENT SETNAME) tells the process's connections apart.
+    """
+    if settings.redis_url is None:
+        raise ValueError("PERSONAMINT_REDIS_URL is not set")
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_s,
+        client_name=client_name,
+    )
+    return Redis.from_pool(pool)  # closing the client closes its pool
 
 
 @dataclass
@@ -29,18 +48,26 @@ class Core:
     # Per-wallet mint cap by collection id (0: unlimited): the collection file's
     # `deployment.per_wallet_cap`, overridden by PERSONAMINT_WALLET_CAPS.
     wallet_caps: dict[str, int]
+    # Mints a SIWE session may make per collection (0: none): the file's `[sessions]
+    # mints_per_wallet`, else PERSONAMINT_SESSION_MINTS_PER_WALLET.
+    session_mint_caps: dict[str, int]
+    # Previews' own queue, so a preview flood never takes a mint's place in the pipeline queue.
+    preview_queue: Queue
+    # Each tenant's share of the pipeline queue: the way every pipeline job gets into it.
+    fair: FairShare
 
     @classmethod
-    def create(cls, settings: Settings) -> Core:
+    def create(cls, settings: Settings, *, client_name: str | None = None) -> Core:
         if settings.redis_url is None:
             raise ValueError("PERSONAMINT_REDIS_URL is not set")
-        redis = Redis.from_url(settings.redis_url)
+        redis = bounded_redis(settings, client_name=client_name)
         configs = load_collection_configs(settings.collections_dir)
+        pipeline_queue = make_queue(redis, PIPELINE_QUEUE, sweep_s=settings.sweep_s)
         return cls(
             settings=settings,
             redis=redis,
-            jobs=JobStore(redis),
-            pipeline_queue=make_queue(redis, PIPELINE_QUEUE, sweep_s=settings.sweep_s),
+            jobs=JobStore(redis, retention_s=settings.job_retention_s),
+            pipeline_queue=pipeline_queue,
             mint_queue=make_queue(redis, MINT_QUEUE, sweep_s=settings.sweep_s),
             collections={collection_id: config.style_dna for collection_id, config in configs.items()},
             store=LocalStore(settings.ipfs_dir),
@@ -48,6 +75,20 @@ class Core:
                 **{collection_id: config.deployment.per_wallet_cap for collection_id, config in configs.items()},
                 **settings.wallet_caps,
             },
+            session_mint_caps={
+                collection_id: (
+                    settings.session_mints_per_wallet
+                    if config.sessions.mints_per_wallet is None
+                    else config.sessions.mints_per_wallet
+                )
+                for collection_id, config in configs.items()
+            },
+            preview_queue=make_queue(redis, PREVIEW_QUEUE, sweep_s=settings.sweep_s),
+            fair=FairShare(
+                redis,
+                per_tenant=settings.tenant_pipeline_in_flight,
+                enqueue=lambda job_id: enqueue_pipeline(pipeline_queue, settings, job_id),
+            ),
         )
 
     async def close(self) -> None:

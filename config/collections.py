@@ -30,6 +30,7 @@ __all__ = [
     "CollectionConfig",
     "CollectionConfigError",
     "DeploymentConfig",
+    "SessionPolicy",
     "collections_by_chain",
     "load_collection_config",
     "load_collection_configs",
@@ -37,8 +38,8 @@ __all__ = [
     "record_deployment",
 ]
 
-# Sections that configure where a collection lives, not what it looks like.
-_CHAIN_SECTIONS = ("chain", "deployment")
+# Sections that configure where a collection lives and who may mint it, not what it looks like.
+_CHAIN_SECTIONS = ("chain", "deployment", "sessions")
 _CHAIN_KEYS = frozenset({"chain_id", "rpc_urls", "confirmations", "max_fee_gwei", "explorer_url"})
 _DEPLOYMENT_KEYS = frozenset(
     {
@@ -54,6 +55,8 @@ _DEPLOYMENT_KEYS = frozenset(
         "per_wallet_cap",
     }
 )
+# [sessions]: what a SIWE session (a wallet signed in, minting to itself at the service's gas) may do.
+_SESSION_KEYS = frozenset({"mints_per_wallet"})
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _URI_SCHEMES = ("ipfs://", "https://", "ar://", "data:")
 _MAX_ROYALTY_BPS = 10_000  # ERC-2981 as OpenZeppelin implements it: basis points of the sale price
@@ -99,6 +102,13 @@ class DeploymentConfig:
 
 
 @dataclass(frozen=True)
+class SessionPolicy:
+    """The collection's own limits for SIWE sessions; None: the service's setting applies."""
+
+    mints_per_wallet: int | None = None  # 0: sessions may not mint in this collection
+
+
+@dataclass(frozen=True)
 class CollectionConfig:
     """Everything one collection file says, validated."""
 
@@ -110,6 +120,7 @@ class CollectionConfig:
     style_dna: StyleDNA
     chain: ChainConfig | None
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
+    sessions: SessionPolicy = field(default_factory=SessionPolicy)
 
     @property
     def deployed(self) -> bool:
@@ -180,6 +191,7 @@ def _parse(text: str, path: Path, environ: Mapping[str, str]) -> CollectionConfi
         raise CollectionConfigError(f"{path}: name and symbol must not be empty")
     chain = _chain(raw.get("chain"), path, environ) if "chain" in raw else None
     deployment = _deployment(raw.get("deployment", {}), path)
+    sessions = _sessions(raw.get("sessions", {}), path)
     if deployment.contract_address is not None and chain is None:
         raise CollectionConfigError(f"{path}: deployment.contract_address needs a [chain] section saying which chain")
     return CollectionConfig(
@@ -191,6 +203,7 @@ def _parse(text: str, path: Path, environ: Mapping[str, str]) -> CollectionConfi
         style_dna=dna,
         chain=chain,
         deployment=deployment,
+        sessions=sessions,
     )
 
 
@@ -319,6 +332,14 @@ def _deployment(value: Any, path: Path) -> DeploymentConfig:
         contract_metadata=metadata,
         per_wallet_cap=_int(table, "per_wallet_cap", where, default=0, low=0),
     )
+
+
+def _sessions(value: Any, path: Path) -> SessionPolicy:
+    table = _table(value, path, "sessions", _SESSION_KEYS)
+    where = f"{path}: sessions"
+    if "mints_per_wallet" not in table:
+        return SessionPolicy()
+    return SessionPolicy(mints_per_wallet=_int(table, "mints_per_wallet", where, default=0, low=0, high=2**31 - 1))
 
 
 def record_deployment(path: Path, *, contract_address: str, deployed_block: int, deploy_tx: str) -> CollectionConfig:

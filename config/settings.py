@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ipfs.pinning import WaitPolicy
 from ipfs.pinning.redundant import PinnerConfig
+from jobs.ids import TENANT_PATTERN
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,7 +62,10 @@ class WebhookSource(BaseModel):
     """An inbound reward webhook sender: its shared secret, tenant and event mapping."""
 
     secret: SecretStr = Field(description="HMAC-SHA256 shared secret.")
-    tenant: str = Field(description="Tenant the mints belong to (and whose status webhooks go back).")
+    tenant: str = Field(
+        pattern=f"^{TENANT_PATTERN.pattern}$",
+        description="Tenant the mints belong to (and whose status webhooks go back): 1-64 of a-z 0-9 . _ -.",
+    )
     tolerance_s: int = Field(300, ge=1, description="Largest accepted timestamp age or skew.")
     events: dict[str, WebhookEvent] = Field(default_factory=dict, description="Event type → mint mapping.")
     callback_url: str | None = Field(None, description="Where signed status webhooks go back to.")
@@ -84,8 +88,24 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="HTTP port (0 picks a free one).")
     public_url: str | None = Field(None, description="Base URL callers reach the service at.")
     max_body_bytes: int = Field(16_384, ge=256, description="Largest accepted request body.")
+    max_header_bytes: int = Field(
+        16_384, ge=1024, description="Largest total of a request's header names and values (beyond: 431)."
+    )
+    max_header_count: int = Field(100, ge=8, description="Most headers one request may carry (beyond: 431).")
 
     redis_url: str | None = Field(None, description="Redis URL; unset in local mode starts redis-server.")
+    redis_max_connections: int = Field(
+        64, ge=4, le=4096, description="Redis connections one process's shared pool may open (then it waits)."
+    )
+    redis_pool_timeout_s: float = Field(
+        2.0, gt=0, description="How long a command waits for a free pooled Redis connection (then 503)."
+    )
+    sse_streams_per_credential: int = Field(
+        16, ge=1, le=1024, description="Concurrent SSE streams one API key or SIWE session may hold open."
+    )
+    sse_keepalive_s: float = Field(
+        4.0, gt=0, le=300, description="Seconds between SSE keep-alive comments on an idle stream."
+    )
     rpc_url: str | None = Field(None, description="EVM JSON-RPC URL; unset in local mode starts anvil.")
     chain_id: int | None = Field(None, description="Expected chain id; start-up fails on a mismatch.")
     contract_address: str | None = Field(None, description="PersonaMint contract; local mode deploys one.")
@@ -106,6 +126,9 @@ class Settings(BaseSettings):
     job_timeout_s: int = Field(600, ge=1, description="A stage run longer than this is retried.")
     job_heartbeat_s: int = Field(30, ge=1, description="A job silent this long is presumed dead.")
     job_retries: int = Field(20, ge=1, description="Attempts before a job ends failed.")
+    job_retention_s: int = Field(
+        30 * 24 * 3600, ge=1, description="How long an ended job's record and events are kept (the chain after that)."
+    )
     sweep_s: float = Field(10.0, gt=0, description="How often workers look for lost jobs.")
     lease_ttl_s: float = Field(10.0, gt=1, description="Minter lease lifetime; renewed at a third of it.")
 
@@ -176,6 +199,16 @@ class Settings(BaseSettings):
     siwe_nonce_ttl_s: int = Field(600, ge=10, description="How long a SIWE nonce may wait to be used.")
     siwe_session_ttl_s: int = Field(86_400, ge=60, description="Longest SIWE session.")
     siwe_clock_skew_s: int = Field(60, ge=0, description="Clock skew allowed on SIWE times.")
+    siwe_nonce_rate_per_min: int = Field(30, ge=1, description="SIWE nonces one client address may get per minute.")
+    siwe_nonce_burst: int = Field(10, ge=1, description="SIWE nonces one client address may get in a burst.")
+    siwe_max_failures: int = Field(5, ge=1, le=100, description="Failed sign-ins one SIWE nonce allows, then spent.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Proxy addresses/CIDRs whose X-Forwarded-For names the client (JSON list)."
+    )
+    ops_token: SecretStr | None = Field(None, description="Bearer token for /ready's details and /metrics.")
+    metrics_public: bool = Field(
+        False, description="Serve the API's /metrics without the ops token (only on a port the public cannot reach)."
+    )
     webhook_sources: dict[str, WebhookSource] = Field(
         default_factory=dict, description="Inbound reward webhook sources, JSON keyed by source name."
     )
@@ -185,10 +218,45 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(10.0, gt=0, description="Outbound delivery request timeout.")
     webhook_poll_s: float = Field(0.5, gt=0, description="How often the delivery loop looks for due deliveries.")
     webhook_delivery: bool = Field(True, description="Run the outbound delivery loop in the housekeeper process.")
+    webhook_allow_loopback: bool = Field(
+        False, description="Let outbound webhooks reach loopback receivers (local mode, tests); never link-local."
+    )
+    webhook_concurrency: int = Field(64, ge=1, le=4096, description="Outbound deliveries in flight per housekeeper.")
+    webhook_tenant_concurrency: int = Field(
+        4, ge=1, le=1024, description="Outbound deliveries in flight per tenant (endpoint) per housekeeper."
+    )
     preview_cache_ttl_s: int = Field(300, ge=1, description="How long previews and profiles are cached.")
     preview_concurrency: int = Field(2, ge=1, le=64, description="Previews rendering at once per API process.")
     preview_timeout_s: float = Field(
         60.0, gt=0, description="How long a preview waits for a worker to render it (then 503, retryable)."
+    )
+    preview_worker_concurrency: int = Field(
+        2, ge=1, le=64, description="Previews a worker renders at once, on pm-preview, apart from its mint slots."
+    )
+    tenant_pipeline_in_flight: int = Field(
+        8,
+        ge=1,
+        le=4096,
+        description="A tenant's jobs in the shared pipeline queue at once; the rest wait in its own line.",
+    )
+    tenant_previews_in_flight: int = Field(
+        4, ge=1, description="Previews one tenant may have rendering or queued at once (429 too_many_previews)."
+    )
+    profile_scans_per_min: int = Field(
+        30, ge=1, description="Uncached wallet history scans (profiles, previews) per tenant per minute."
+    )
+    profile_scan_burst: int = Field(10, ge=1, description="Uncached history scans a tenant may start in a burst.")
+    session_mints_per_wallet: int = Field(
+        1, ge=0, description="Mints a SIWE session may make per collection (0: none); a collection's [sessions] wins."
+    )
+    tenant_daily_mint_budget: int = Field(
+        0, ge=0, description="Mints an API-key tenant may have accepted per UTC day (0: unlimited)."
+    )
+    tenant_daily_mint_budgets: dict[str, int] = Field(
+        default_factory=dict, description='Per-tenant daily mint budgets, JSON {"acme": 500}; wins over the default.'
+    )
+    session_daily_mint_budget: int = Field(
+        1000, ge=0, description="Mints all SIWE sessions together may have accepted per UTC day (0: unlimited)."
     )
     min_signer_balance_wei: int = Field(
         10**15,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from devstack.anvil import AnvilProcess, free_port
 ADMIN_ACCOUNT = 0
 MINTER_ACCOUNT = 1
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_log = logging.getLogger("personamint.devstack")
 
 
 class LocalStackError(RuntimeError):
@@ -155,6 +157,8 @@ class ServiceProcesses:
         self.log_dir = log_dir
         self.workers = workers
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, str] = {}  # name → the `personamint` subcommand it runs
+        self.restarts: dict[str, int] = {}  # name → restarts so far (what `supervise` did)
 
     @property
     def base_url(self) -> str:
@@ -172,7 +176,46 @@ class ServiceProcesses:
         )
         log.close()
         self.processes[name] = process
+        self.commands[name] = command
         return process
+
+    def supervise(self, *, poll_s: float = 0.2, backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
+        """Keep the children running until the API exits: a worker, minter or housekeeper that exits
+        is restarted (after a backoff that doubles on each quick death and resets once a child has
+        run a minute), with a log line each time. The API exiting raises LocalStackError: serve is
+        over. Returns only by that, or by KeyboardInterrupt (Ctrl-C, SIGTERM in serve)."""
+        started = {name: time.monotonic() for name in self.processes}
+        quick_deaths: dict[str, int] = {}
+        due: dict[str, float] = {}  # name → when its restart is due
+        while True:
+            now = time.monotonic()
+            for name, process in list(self.processes.items()):
+                if name in due:
+                    if now >= due[name]:
+                        del due[name]
+                        self.spawn(name, self.commands[name])
+                        self.restarts[name] = self.restarts.get(name, 0) + 1
+                        started[name] = time.monotonic()
+                        _log.warning("%s restarted (restart %d)", name, self.restarts[name])
+                    continue
+                code = process.poll()
+                if code is None:
+                    continue
+                if name == "api":
+                    raise LocalStackError(f"the API exited with {code}; see {self.log_dir / 'api.log'}")
+                ran_s = now - started.get(name, now)
+                quick_deaths[name] = 0 if ran_s >= 60 else quick_deaths.get(name, 0) + 1
+                delay = min(max_backoff_s, backoff_s * 2 ** max(0, quick_deaths[name] - 1))
+                due[name] = now + delay
+                _log.warning(
+                    "%s exited unexpectedly with %s after %.1f s; restarting in %.1f s (log: %s)",
+                    name,
+                    code,
+                    ran_s,
+                    delay,
+                    self.log_dir / f"{name}.log",
+                )
+            time.sleep(poll_s)
 
     def start(self, timeout_s: float = 60.0) -> ServiceProcesses:
         self.spawn("api", "api")
@@ -260,6 +303,8 @@ def service_env(
         "PERSONAMINT_CHAIN_ID": str(chain_id),
         "PERSONAMINT_SIGNER_KEY": dev_account(MINTER_ACCOUNT).key.hex(),
         "PERSONAMINT_DATA_DIR": str(data_dir),
+        # Local receivers (a developer's own webhook endpoint) are on loopback; never link-local.
+        "PERSONAMINT_WEBHOOK_ALLOW_LOOPBACK": "true",
         **(extra or {}),
     }
 

@@ -13,9 +13,16 @@ from __future__ import annotations
 
 import hashlib
 
+from jobs.ids import canonical_digest
+
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _segment(text: str) -> str:
+    """A caller-named part of a key with its `%` and `:` escaped, so the parts stay apart (injective)."""
+    return text.replace("%", "%25").replace(":", "%3A")
 
 
 # --- jobs (jobs/store.py) ---
@@ -43,39 +50,91 @@ def edition_key(collection: str, recipient: str) -> str:
     return f"pm:edition:{collection}:{recipient.lower()}"
 
 
-MINTED_TEMPLATE = "pm:minted:{}:{}"  # collection, lower-cased recipient
+def minted_key(tenant: str, collection: str, recipient: str) -> str:
+    """A tenant's live (not failed) mints to a wallet in a collection: what a per-wallet cap counts.
 
-
-def minted_key(collection: str, recipient: str) -> str:
-    """Live (not failed) mints per wallet per collection: what a per-wallet cap counts."""
-    return MINTED_TEMPLATE.format(collection, recipient.lower())
+    Per tenant, so one tenant filling a wallet's cap never locks another out of it. The job record
+    keeps the key it was counted under (`cap_key`), so release_cap.lua gives back the same slot.
+    """
+    return f"pm:minted:{_segment(tenant)}:{_segment(collection)}:{recipient.lower()}"
 
 
 def mint_idempotency_key(tenant: str, idempotency_key: str) -> str:
-    """A mint's Idempotency-Key: `<job id>|<body hash>`, 24 h."""
+    """A mint's Idempotency-Key: `<job id>|<body hash>`, 24 h (a canonical digest of tenant and key)."""
+    return f"pm:idem:mint:{canonical_digest('idempotency/mint-job', tenant, idempotency_key)}"
+
+
+def legacy_mint_idempotency_key(tenant: str, idempotency_key: str) -> str:
+    """The spelling mint records had before the canonical one: read only, never written.
+
+    accept.lua still honours a record under it, so a request accepted just before the upgrade and
+    retried after it finds its job instead of minting again; unused 24 h after the upgrade.
+    """
     return f"pm:idem:{tenant}:{_sha256(idempotency_key)}"
 
 
 def request_idempotency_key(operation: str, caller: str, idempotency_key: str) -> str:
-    """Another POST's Idempotency-Key (api/idempotency.py): the pending or stored response."""
-    return f"pm:idem:{operation}:{caller}:{_sha256(idempotency_key)}"
+    """Another POST's Idempotency-Key (api/idempotency.py): the pending or stored response.
+
+    The digest covers the operation too (and a tag of its own), so a preview's record, a
+    redelivery's and a mint's can never share a key whatever the names.
+    """
+    digest = canonical_digest("idempotency/response", operation, caller, idempotency_key)
+    return f"pm:idem:{_segment(operation)}:{digest}"
 
 
 # --- rate limits (jobs/ratelimit.py, GCRA: one timestamp per bucket) ---
 
 
 def rate_limit_key(bucket: str) -> str:
-    """A bucket: `recipient:<address>`, `key:<credential digest>`, `source:<webhook source>`."""
+    """A bucket: `recipient:<tenant>:<address>`, `key:<credential digest>`, `source:<source>`, `scan:<tenant>`,
+    `siwe-nonce:<client address or IPv6 /64>`."""
     return f"pm:rl:{bucket}"
 
 
-def recipient_rate_limit_key(recipient: str) -> str:
-    return rate_limit_key(f"recipient:{recipient.lower()}")
+def recipient_rate_limit_key(tenant: str, recipient: str) -> str:
+    """A tenant's bucket for mints to one wallet: per tenant, so no tenant can use up another's."""
+    return rate_limit_key(f"recipient:{_segment(tenant)}:{recipient.lower()}")
 
 
 def credential_rate_limit_key(credential_digest: str) -> str:
     """An API key's or a session's bucket, by the credential's digest."""
     return rate_limit_key(f"key:{credential_digest}")
+
+
+def history_scan_bucket(tenant: str) -> str:
+    """A tenant's bucket (a name for rate_limit_key) of uncached wallet history scans: profiles, previews."""
+    return f"scan:{_segment(tenant)}"
+
+
+# --- tenancy budgets (jobs/store.py, api/previews.py) ---
+
+
+def daily_mint_budget_key(bucket: str, utc_day: str) -> str:
+    """Mints accepted for a budget bucket (a tenant, or all SIWE sessions) on a UTC day `YYYY-MM-DD`; expires."""
+    return f"pm:budget:mints:{_segment(bucket)}:{utc_day}"
+
+
+def previews_in_flight_key(tenant: str) -> str:
+    """A tenant's previews rendering or queued: a sorted set of slot ids scored by when each lapses."""
+    return f"pm:previews:inflight:{_segment(tenant)}"
+
+
+# --- the pipeline's fair share (jobs/fairshare.py) ---
+
+
+def fair_admitted_key(tenant: str) -> str:
+    """A tenant's jobs admitted to the shared pipeline queue: a set, at most its share."""
+    return f"pm:fair:admitted:{_segment(tenant)}"
+
+
+def fair_waiting_key(tenant: str) -> str:
+    """A tenant's accepted jobs waiting for a place in the pipeline queue, scored by creation time."""
+    return f"pm:fair:waiting:{_segment(tenant)}"
+
+
+# The tenants with jobs admitted or waiting: what the reconciler's sweep walks.
+FAIR_TENANTS_KEY = "pm:fair:tenants"
 
 
 # --- callers (api/keys.py, api/siwe.py, api/auth.py) ---
@@ -130,8 +189,38 @@ def tenant_deliveries_key(tenant: str) -> str:
 
 
 def inbound_event_key(source: str, event_id: str) -> str:
-    """An inbound webhook event already taken (deduplication within the tolerance window)."""
-    return f"pm:whin:{source}:{_sha256(event_id)}"
+    """An inbound webhook event already taken (deduplication within the tolerance window).
+
+    Under the source's own prefix, by a canonical digest of source and event id: whole ids of any
+    length stay apart, and no other key (an API key's record, another source's event) shares it.
+    """
+    return f"pm:whin:{_segment(source)}:{canonical_digest('inbound/event', source, event_id)}"
+
+
+INBOUND_IDEMPOTENCY_PREFIX = "inbound-event "  # the space: outside every Idempotency-Key a caller may send
+
+
+def inbound_idempotency_key(source: str, event_id: str) -> str:
+    """The idempotency key a source's event mints under, in its tenant's job space.
+
+    A canonical digest of source and event id (the whole id, never cut), behind a prefix with a
+    space: a caller's Idempotency-Key is printable ASCII without spaces (api/validation.py), so no
+    API key or session of the tenant can spell it and pre-claim a future event.
+    """
+    return INBOUND_IDEMPOTENCY_PREFIX + canonical_digest("inbound/idempotency", source, event_id)
+
+
+# --- live streams (api/streams.py) ---
+
+
+def stream_leases_key(tenant: str, key_id: str) -> str:
+    """One credential's open SSE streams: a sorted set of lease ids scored by expiry (ms, Redis clock)."""
+    return f"pm:sse:leases:{canonical_digest('sse/leases', tenant, key_id)}"
+
+
+def stream_wake_key(hub_id: str) -> str:
+    """An API process's wake-up stream: a new subscriber's XADD ends the reader's XREAD BLOCK early."""
+    return f"pm:sse:wake:{hub_id}"
 
 
 # --- the minter (jobs/lease.py, processes/chain_minter.py) ---

@@ -17,6 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from jobs import keys, lua
+from webhooks.egress import EgressPolicy
 
 log = logging.getLogger("personamint.webhooks")
 
@@ -24,10 +25,15 @@ log = logging.getLogger("personamint.webhooks")
 DELIVERY_RECORD_TTL_S = 30 * 24 * 3600
 
 
-async def set_endpoint(redis: Redis, tenant: str, url: str, secret: str | None = None) -> str:
-    """Register where a tenant's status webhooks go; returns the signing secret (shown once)."""
-    if not url.startswith(("http://", "https://")):
-        raise ValueError("a webhook URL must be http(s)")
+async def set_endpoint(
+    redis: Redis, tenant: str, url: str, secret: str | None = None, *, allow_loopback: bool = False
+) -> str:
+    """Register where a tenant's status webhooks go; returns the signing secret (shown once).
+
+    The URL passes the egress policy first (`webhooks.egress`: no internal or metadata address in
+    any spelling); refused, it raises `EgressRefused` (a ValueError) and nothing is stored.
+    """
+    EgressPolicy(allow_loopback=allow_loopback).check_url(url)
     secret = secret or f"whsec_{secrets.token_urlsafe(24)}"
     await redis.set(keys.webhook_endpoint_key(tenant), json.dumps({"url": url, "secret": secret}))
     return secret

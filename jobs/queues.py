@@ -1,4 +1,4 @@
-"""SAQ queues on Redis: the pipeline queue (scaled-out workers) and the mint queue (one minter)."""
+"""SAQ queues on Redis: the pipeline queue (scaled-out workers), the preview queue and the mint queue (one minter)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,30 @@ from config.settings import Settings
 
 PIPELINE_QUEUE = "pm-pipeline"
 MINT_QUEUE = "pm-mint"
+# Previews: their own queue, consumed by the workers with their own bounded concurrency, so a
+# preview flood never delays a mint.
+PREVIEW_QUEUE = "pm-preview"
 
 
-class SweepingQueue(RedisQueue):
+class TurnTakingQueue(RedisQueue):
+    """A queue whose idle worker slots take turns at one blocking dequeue (BLMOVE) per process.
+
+    SAQ has each of a worker's `concurrency` slots wait in its own BLMOVE, holding one Redis
+    connection each for as long as the queue is empty (the minter's 512 slots: 512 connections).
+    Here one slot waits in Redis while the others wait on a lock, so a process's connections are
+    bounded by its pool, not by its concurrency; a dequeued job hands the turn to the next slot.
+    """
+
+    _turn: asyncio.Lock | None = None
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> SaqJob | None:  # noqa: ASYNC109 - SAQ's signature
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            return await super().dequeue(timeout, poll_interval)
+
+
+class SweepingQueue(TurnTakingQueue):
     """SAQ's sweep holds a fixed 60 s lock and waits 5 s per dead job; honour our sweep interval instead."""
 
     sweep_lock_s = 60

@@ -36,20 +36,52 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 
 EVENTS_MAXLEN = 1000
 
+# How long an ended job's record and event stream are kept (PERSONAMINT_JOB_RETENTION_S): after
+# that the chain is the record of its token, and a status read answers 404 as for an unknown id.
+JOB_RETENTION_S = 30 * 24 * 3600
+
 
 @dataclass(frozen=True)
 class AcceptResult:
-    outcome: str  # created | existing | conflict | rate_limited | cap_reached
+    outcome: str  # created | existing | conflict | rate_limited | cap_reached | budget_spent
     job_id: str
     retry_after_s: float = 0.0  # rate_limited: when the recipient may be minted to again
-    cap: int = 0  # cap_reached: the cap
+    cap: int = 0  # cap_reached: the cap; budget_spent: the daily budget (retry_after_s: the day's end)
+
+
+@dataclass(frozen=True)
+class OpenJob:
+    """A job not yet ended, as the reconciler sees it."""
+
+    id: str
+    status: JobStatus
+    tenant: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class DailyBudget:
+    """Mints a bucket (a tenant, or every SIWE session together) may have accepted per UTC day."""
+
+    bucket: str
+    mints: int
+
+    @staticmethod
+    def day_of(now: float) -> tuple[str, float]:
+        """The UTC day `YYYY-MM-DD` of `now`, and the seconds left in it."""
+        return time.strftime("%Y-%m-%d", time.gmtime(now)), 86_400 - now % 86_400
+
+
+# A day's budget counter outlives its day by one, then expires.
+_BUDGET_TTL_S = 2 * 86_400
 
 
 class JobStore:
     """Every job-record read and write goes through here."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, retention_s: int = JOB_RETENTION_S) -> None:
         self.redis = redis
+        self.retention_s = retention_s
         self._accept = lua.register(redis, "accept")
         self._set_status = lua.register(redis, "set_status")
         self._release_cap = lua.register(redis, "release_cap")
@@ -65,14 +97,16 @@ class JobStore:
         idempotency_key: str | None,
         recipient_limit: Limit | None = None,
         cap: int = 0,
+        daily_budget: DailyBudget | None = None,
     ) -> AcceptResult:
         """Create the job, or find the one this idempotency key made; limits apply to new jobs only."""
         body_hash = hashlib.sha256(
             canonical_json({"recipient": recipient, "collection": collection, "context": context})
         ).hexdigest()
         job_id = uuid.uuid4().hex
-        request_id = derive_request_id(tenant, idempotency_key, job_id)
+        request_id = derive_request_id(tenant, idempotency_key, body_hash, job_id)
         now = time.time()
+        day, day_left_s = DailyBudget.day_of(now)
         fields = new_record_fields(
             tenant=tenant,
             recipient=recipient,
@@ -88,9 +122,11 @@ class JobStore:
                 keys.job_key(job_id),
                 keys.events_key(job_id),
                 keys.ALL_JOBS_KEY,
-                keys.recipient_rate_limit_key(recipient),
-                keys.minted_key(collection, recipient),
+                keys.recipient_rate_limit_key(tenant, recipient),
+                keys.minted_key(tenant, collection, recipient),
                 keys.OPEN_JOBS_KEY,
+                keys.legacy_mint_idempotency_key(tenant, idempotency_key) if idempotency_key else "",
+                keys.daily_mint_budget_key(daily_budget.bucket, day) if daily_budget else "",
             ],
             args=[
                 job_id,
@@ -102,6 +138,8 @@ class JobStore:
                 recipient_limit.interval_ms if recipient_limit else 0,
                 recipient_limit.burst if recipient_limit else 0,
                 cap,
+                daily_budget.mints if daily_budget else 0,
+                _BUDGET_TTL_S,
             ],
         )
         outcome, found_id = result[0].decode(), result[1].decode()
@@ -109,6 +147,8 @@ class JobStore:
             return AcceptResult(outcome, "", retry_after_s=int(result[2]) / 1000.0)
         if outcome == "cap_reached":
             return AcceptResult(outcome, "", cap=int(result[2]))
+        if outcome == "budget_spent":
+            return AcceptResult(outcome, "", retry_after_s=day_left_s, cap=int(result[2]))
         return AcceptResult(outcome, found_id)
 
     async def get(self, job_id: str) -> Job | None:
@@ -144,6 +184,7 @@ class JobStore:
                 keys.WEBHOOK_ENDPOINT_TEMPLATE,
                 keys.DELIVERY_TEMPLATE,
                 keys.TENANT_DELIVERIES_TEMPLATE,
+                self.retention_s,
             ],
         )
 
@@ -157,27 +198,38 @@ class JobStore:
 
     async def fail(self, job_id: str, error: JobError) -> None:
         """End the job failed, giving its wallet's cap slot back; a job already ended is left as it is."""
-        if not await self._release_cap(keys=[keys.job_key(job_id)], args=[encode_error(error), keys.MINTED_TEMPLATE]):
+        if not await self._release_cap(keys=[keys.job_key(job_id)], args=[encode_error(error)]):
             return
         await self.set_status(job_id, JobStatus.FAILED, detail=error.message, extra={"code": error.code})
 
-    async def open_jobs(self, *, created_before: float, limit: int = 500) -> list[tuple[str, JobStatus]]:
-        """(job id, status) of jobs still open that were created before the given time, oldest first."""
-        found_ids: Any = await self.redis.zrangebyscore(keys.OPEN_JOBS_KEY, "-inf", created_before, 0, limit)
-        job_ids = [raw.decode() for raw in found_ids]
-        if not job_ids:
+    async def open_jobs(self, *, created_before: float, limit: int = 500) -> list[OpenJob]:
+        """Jobs still open that were created before the given time, oldest first."""
+        found_ids: Any = await self.redis.zrangebyscore(
+            keys.OPEN_JOBS_KEY, "-inf", created_before, 0, limit, withscores=True
+        )
+        found_jobs = [(raw.decode(), float(score)) for raw, score in found_ids]
+        if not found_jobs:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hget(keys.job_key(job_id), "status")
+            for job_id, _ in found_jobs:
+                pipe.hmget(keys.job_key(job_id), ["status", "tenant"])
             found = await pipe.execute()
         open_jobs = []
-        for job_id, status in zip(job_ids, found, strict=True):
-            if status is None:
+        for (job_id, created_at), (status, tenant) in zip(found_jobs, found, strict=True):
+            if status is None or tenant is None:
                 await self.redis.zrem(keys.OPEN_JOBS_KEY, job_id)
                 continue
-            open_jobs.append((job_id, JobStatus(status.decode())))
+            open_jobs.append(OpenJob(job_id, JobStatus(status.decode()), tenant.decode(), created_at))
         return open_jobs
+
+    async def trim(self, *, now: float | None = None) -> int:
+        """Drop jobs older than the retention from the all-jobs index; returns how many went.
+
+        Ended jobs' records expire on their own (set_status.lua); an open job stays in the open set
+        and keeps its record whatever its age.
+        """
+        cutoff = (time.time() if now is None else now) - self.retention_s
+        return int(await self.redis.zremrangebyscore(keys.ALL_JOBS_KEY, "-inf", f"({cutoff!r}"))
 
     async def bump_attempts(self, job_id: str) -> int:
         return int(await self.redis.hincrby(keys.job_key(job_id), "attempts", 1))

@@ -43,7 +43,7 @@ def _log_index(unique_id: Any) -> int:
     # uniqueId is "<tx hash>:log:<log index>" for token transfers.
     if isinstance(unique_id, str) and ":log:" in unique_id:
         index = unique_id.rsplit(":log:", 1)[1]
-        if index.isdigit():
+        if index.isascii() and index.isdigit():  # not ², which int() refuses
             return int(index)
     return -1
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import signal
@@ -12,7 +11,7 @@ import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from saq import Worker
 from saq.job import Status
 from saq.queue.redis import RedisQueue
@@ -22,7 +21,7 @@ from chain.contract import PersonaMint
 from chain.errors import ChainError, ContractRevert, InsufficientFunds
 from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
 from chain.journal import TxRecord
-from chain.minter import Minter, MinterConfig, MintProgress, MintTimeout, SendRejected
+from chain.minter import Minter, MinterConfig, MintProgress, MintTimeout, RequestIdReused, SendRejected
 from chain.rpc import JsonRpc
 from chain.web3 import connect_web3
 from config.chain_check import (
@@ -39,16 +38,15 @@ from jobs.errors import job_error
 from jobs.keys import MINTER_HEALTH_PATTERN, minter_health_key, minter_journal_key
 from jobs.lease import FencedLease, LeaseLost
 from jobs.model import JobError, JobStatus, MintStage
-from jobs.queues import MINT_QUEUE, PIPELINE_QUEUE, heartbeat, make_queue, worker_timers
-from jobs.store import JobStore
+from jobs.queues import MINT_QUEUE, TurnTakingQueue, heartbeat, worker_timers
 from observability.logging import job_context
 from observability.metrics import MinterCollector, serve_process_metrics
 
 log = logging.getLogger("personamint.minter")
 
-# Reverts, an empty signer, fees that stayed above the ceiling, and sends the node keeps
-# refusing will not fix themselves by running the same job again.
-PERMANENT = (ContractRevert, InsufficientFunds, FeeCeilingExceeded, SendRejected)
+# Reverts, an empty signer, fees that stayed above the ceiling, sends the node keeps refusing,
+# and a request id whose token is another request's will not fix themselves by running again.
+PERMANENT = (ContractRevert, InsufficientFunds, FeeCeilingExceeded, SendRejected, RequestIdReused)
 HEALTH_TTL_S = 30
 HEALTH_EVERY_S = 2.0  # how often the health report (Redis, /metrics) is refreshed
 
@@ -94,7 +92,7 @@ class RedisMintJournal:
         await self.lease.hdel(self.key, str(nonce))
 
 
-class _MintQueue(RedisQueue):
+class _MintQueue(TurnTakingQueue):
     """The mint queue with a sweep that re-queues lost jobs without aborting them first.
 
     SAQ's sweep waits up to 5 s per job for its (dead) worker to acknowledge an abort, and
@@ -247,25 +245,15 @@ async def minter_health(redis: Redis) -> list[dict[str, Any]]:
 
 
 async def _minter_core(settings: Settings) -> Core:
-    """The shared clients, on a Redis pool that waits for a free connection instead of failing.
+    """The shared clients on the bounded pool (`redis_max_connections`), waiting longer for a free one.
 
-    SAQ runs mint_concurrency jobs at once and each holds Redis connections (job record,
-    heartbeat, progress); the default pool raises "Too many connections" past 100.
+    mint_concurrency SAQ slots share that pool: a slot holds a connection only for one command,
+    and the slots waiting for work take turns at one blocking dequeue (_MintQueue), so the
+    minter's connections stay within the pool's size whatever the concurrency. A background
+    process waits up to 30 s for a connection rather than failing a mint.
     """
-    core = Core.create(settings)
-    assert settings.redis_url is not None
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=2 * settings.mint_concurrency + 32, timeout=30
-    )
-    redis = Redis(connection_pool=pool)
-    await core.redis.aclose()
-    return dataclasses.replace(
-        core,
-        redis=redis,
-        jobs=JobStore(redis),
-        pipeline_queue=make_queue(redis, PIPELINE_QUEUE),
-        mint_queue=make_queue(redis, MINT_QUEUE),
-    )
+    patient = settings.model_copy(update={"redis_pool_timeout_s": max(settings.redis_pool_timeout_s, 30.0)})
+    return Core.create(patient, client_name="personamint-minter")
 
 
 async def run_minter(settings: Settings) -> None:
@@ -336,7 +324,11 @@ async def run_minter(settings: Settings) -> None:
             account.address,
             chain_id=chain_id,
             threshold_wei=signer_balance_floor_wei(settings),
-            on_low=webhook_alert(settings.alert_webhook_url, secret=settings.alert_webhook_secret.get_secret_value()),
+            on_low=webhook_alert(
+                settings.alert_webhook_url,
+                secret=settings.alert_webhook_secret.get_secret_value(),
+                allow_loopback=settings.webhook_allow_loopback,
+            ),
         )
 
     async def report_health() -> None:

@@ -17,10 +17,11 @@ from prometheus_client import CollectorRegistry, Counter
 
 from config.clients import Core
 from config.settings import Settings
-from jobs.queues import enqueue_mint, enqueue_pipeline
+from jobs.queues import enqueue_mint
 from observability.metrics import serve_process_metrics
 from processes.reconciler import Reconciler
 from processes.webhook_deliverer import RetryPolicy, WebhookDeliverer
+from webhooks.egress import EgressPolicy
 
 log = logging.getLogger("personamint.housekeeper")
 
@@ -28,7 +29,7 @@ log = logging.getLogger("personamint.housekeeper")
 def build_reconciler(settings: Settings, core: Core) -> Reconciler:
     return Reconciler(
         core.jobs,
-        enqueue_pipeline=lambda job_id: enqueue_pipeline(core.pipeline_queue, settings, job_id),
+        fair=core.fair,
         enqueue_mint=lambda job_id: enqueue_mint(core.mint_queue, settings, job_id),
         every_s=settings.reconcile_s,
         after_s=settings.reconcile_after_s,
@@ -46,6 +47,9 @@ def build_deliverer(settings: Settings, core: Core, deliveries: Counter) -> Webh
             timeout_s=settings.webhook_timeout_s,
         ),
         poll_s=settings.webhook_poll_s,
+        concurrency=settings.webhook_concurrency,
+        tenant_concurrency=settings.webhook_tenant_concurrency,
+        egress=EgressPolicy(allow_loopback=settings.webhook_allow_loopback),
         on_outcome=lambda outcome: deliveries.labels(outcome).inc(),
     )
 

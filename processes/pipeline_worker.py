@@ -1,7 +1,13 @@
-"""The pipeline worker process: takes jobs off the pipeline queue and runs them to 'minting'."""
+"""The pipeline worker process: takes jobs off the pipeline queue and runs them to 'minting'.
+
+Previews come off their own queue (`pm-preview`), run by a second SAQ worker in the same process
+with its own concurrency (PERSONAMINT_PREVIEW_WORKER_CONCURRENCY) over the same resources: a
+preview never takes one of the mints' slots, and a flood of previews waits behind itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +26,7 @@ from ipfs.pinning.redundant import aclose_pinner, build_pinner
 from jobs.errors import job_error
 from jobs.keys import preview_image_key
 from jobs.model import JobStatus
-from jobs.queues import enqueue_mint, heartbeat, worker_timers
+from jobs.queues import PREVIEW_QUEUE, enqueue_mint, heartbeat, make_queue, worker_timers
 from observability.logging import job_context
 from observability.metrics import WorkerMetrics, serve_process_metrics
 from personalization.errors import StyleDNAError
@@ -80,9 +86,10 @@ async def _pipeline_job(ctx: WorkerContext, job_id: str) -> str:
     saq_job = ctx.get("job")
     job = await core.jobs.get(job_id)
     if job is None:
-        log.warning("job %s vanished", job_id)
+        log.warning("job %s vanished", job_id)  # its place in the tenant's share: the reconciler's sweep
         return "missing"
     if job.status.ended:
+        await core.fair.release(job.tenant, job_id)
         return job.status
     await core.jobs.bump_attempts(job_id)
     try:
@@ -90,13 +97,19 @@ async def _pipeline_job(ctx: WorkerContext, job_id: str) -> str:
             await pipeline.run(job)
     except PERMANENT as exc:
         await core.jobs.fail(job_id, job_error(exc))
+        await core.fair.release(job.tenant, job_id)
         metrics.jobs.labels(JobStatus.FAILED).inc()
         return JobStatus.FAILED
     except Exception as exc:
-        metrics.jobs.labels("failed" if await _fail_if_last_attempt(core, saq_job, job_id, exc) else "retry").inc()
+        last = await _fail_if_last_attempt(core, saq_job, job_id, exc)
+        if last:
+            await core.fair.release(job.tenant, job_id)
+        metrics.jobs.labels("failed" if last else "retry").inc()
         raise
     await core.jobs.set_status(job_id, JobStatus.MINTING)
     await enqueue_mint(core.mint_queue, core.settings, job_id)
+    # Past the pipeline stage: the job's place in its tenant's share goes to the tenant's next one.
+    await core.fair.release(job.tenant, job_id)
     metrics.jobs.labels(JobStatus.MINTING).inc()
     return JobStatus.MINTING
 
@@ -195,18 +208,44 @@ async def shutdown(ctx: WorkerContext) -> None:
 async def run_worker(settings: Settings) -> None:
     await refuse_wrong_chains(settings)
     core = Core.create(settings)
+    previews: Worker[WorkerContext] = Worker(
+        make_queue(core.redis, PREVIEW_QUEUE, sweep_s=settings.sweep_s),
+        functions=[preview_job],
+        concurrency=settings.preview_worker_concurrency,
+        timers=worker_timers(settings.sweep_s),
+    )
+    previews.SIGNALS = []  # the pipeline worker takes SIGTERM and stops this one
+
+    async def share_resources(ctx: WorkerContext) -> None:
+        await startup(ctx)
+        previews.context["resources"] = ctx["resources"]
+        previews_task.append(asyncio.create_task(previews.start()))
+
+    async def stop_previews_then_shutdown(ctx: WorkerContext) -> None:
+        while previews_task:
+            await previews.stop()
+            await previews_task.pop()
+        await shutdown(ctx)
+
+    # preview_job stays on the pipeline queue too, for previews enqueued there before an upgrade.
     worker: Worker[WorkerContext] = Worker(
         core.pipeline_queue,
         functions=[pipeline_job, preview_job],
         concurrency=settings.pipeline_concurrency,
-        startup=startup,
-        shutdown=shutdown,
+        startup=share_resources,
+        shutdown=stop_previews_then_shutdown,
         timers=worker_timers(settings.sweep_s),
     )
     worker.context["settings"] = settings
-    log.info("pipeline worker starting (concurrency %d)", settings.pipeline_concurrency)
+    previews_task: list[asyncio.Task[None]] = []
+    log.info(
+        "pipeline worker starting (concurrency %d, previews %d)",
+        settings.pipeline_concurrency,
+        settings.preview_worker_concurrency,
+    )
     try:
-        # SAQ installs its own SIGINT/SIGTERM handlers; start() returns once one arrives.
+        # SAQ installs its own SIGINT/SIGTERM handlers; start() returns once one arrives, after its
+        # shutdown hook, which stops the preview worker before the shared resources close.
         await worker.start()
     finally:
         await core.close()

@@ -1,4 +1,4 @@
-"""The reconciler: re-enqueues open jobs that no queue holds any more."""
+"""The reconciler: re-enqueues open jobs that no queue holds any more, and trims the all-jobs index."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from jobs.fairshare import FairShare
 from jobs.model import JobStatus
 from jobs.store import JobStore
 
@@ -27,27 +28,32 @@ class Reconciler:
         self,
         jobs: JobStore,
         *,
-        enqueue_pipeline: Callable[[str], Awaitable[None]],
+        fair: FairShare,
         enqueue_mint: Callable[[str], Awaitable[None]],
         every_s: float,
         after_s: float,
     ) -> None:
         self.jobs = jobs
-        self.enqueue_pipeline = enqueue_pipeline
+        self.fair = fair
         self.enqueue_mint = enqueue_mint
         self.every_s = every_s
         self.after_s = after_s
         self._stop = asyncio.Event()
 
     async def run_once(self) -> int:
+        # Ended jobs' records expire on their own (set_status.lua); their index entries go here.
+        await self.jobs.trim()
+        # Places in the tenants' shares held by jobs that left the pipeline stage unannounced.
+        await self.fair.sweep()
         revived = 0
-        for job_id, status in await self.jobs.open_jobs(created_before=time.time() - self.after_s):
-            if status.ended:
+        for open_job in await self.jobs.open_jobs(created_before=time.time() - self.after_s):
+            if open_job.status.ended:
                 continue
-            if status is JobStatus.MINTING:
-                await self.enqueue_mint(job_id)
+            if open_job.status is JobStatus.MINTING:
+                await self.enqueue_mint(open_job.id)
             else:
-                await self.enqueue_pipeline(job_id)
+                # Through the tenant's share: an admitted job is enqueued again, a waiting one keeps its place.
+                await self.fair.submit(open_job.tenant, open_job.id, created_at=open_job.created_at)
             revived += 1
         return revived
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from jobs.keys import DELIVERIES_DUE_KEY, delivery_attempts_key, delivery_key, w
 from jobs.outbox import DELIVERY_RECORD_TTL_S, DueDeliveries, decoded
 from jobs.store import JobStore
 from observability.logging import job_context
+from webhooks.egress import EgressPolicy, EgressRefused, egress_client
 from webhooks.payloads import status_payload
 from webhooks.signing import EVENT_ID_HEADER, signature_headers
 
@@ -42,11 +43,22 @@ class RetryPolicy:
 
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
+    return float(value) if value.isascii() and value.isdigit() else None  # not ², which float() refuses
 
 
 class WebhookDeliverer:
-    """The outbound loop: claim due deliveries, POST them signed, record the outcome, back off or dead-letter."""
+    """The outbound loop: claim due deliveries, POST them signed, record the outcome, back off or dead-letter.
+
+    Fair between tenants: deliveries run concurrently, at most `concurrency` in flight and at
+    most `tenant_concurrency` per tenant (one endpoint each), and the loop claims again whenever a
+    slot frees (never waiting for a whole batch). A claimed delivery whose tenant already has its
+    slots busy goes straight back to the due set, so a slow endpoint only ever holds its own slots.
+
+    Every request goes through the egress client (`webhooks.egress`): the URL is checked again,
+    the host resolved and every address vetted, and the connection made to a vetted address.
+    A refusal is a dead letter with the generic `egress_refused`; what a tenant sees of any
+    failure is a class (`timeout`, `refused`, `http_<status>`), never network details.
+    """
 
     def __init__(
         self,
@@ -55,7 +67,9 @@ class WebhookDeliverer:
         policy: RetryPolicy,
         *,
         poll_s: float = 0.5,
-        batch: int = 16,
+        concurrency: int = 64,
+        tenant_concurrency: int = 4,
+        egress: EgressPolicy | None = None,
         client: httpx.AsyncClient | None = None,
         on_outcome: Any = None,
     ) -> None:
@@ -63,35 +77,91 @@ class WebhookDeliverer:
         self.jobs = jobs
         self.policy = policy
         self.poll_s = poll_s
-        self.batch = batch
-        self._client = client or httpx.AsyncClient(timeout=policy.timeout_s, trust_env=False)
+        self.concurrency = concurrency
+        self.tenant_concurrency = tenant_concurrency
+        self.egress = egress or EgressPolicy()
+        self._client = client or egress_client(self.egress, timeout_s=policy.timeout_s)
         self._due = DueDeliveries(redis)
         self._stop = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._running: set[asyncio.Task[str]] = set()
+        self._per_tenant: Counter[str] = Counter()
         self._on_outcome = on_outcome or (lambda outcome: None)
 
     async def run(self) -> None:
         while not self._stop.is_set():
             try:
-                delivered = await self.run_once()
+                started = await self.fill()
             except Exception as exc:  # noqa: BLE001 - Redis away: keep the loop alive and try again
                 log.warning("webhook delivery loop: %s", type(exc).__name__)
-                delivered = 0
-            if delivered == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.poll_s)
+                started = 0
+            if started == 0 or len(self._running) >= self.concurrency:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Until a slot frees, the loop is stopped, or a poll interval passed."""
+        self._slot_freed.clear()
+        waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._slot_freed.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def stop(self) -> None:
+        """Stop claiming, let the attempts in flight finish, close the client."""
         self._stop.set()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         await self._client.aclose()
 
-    async def run_once(self) -> int:
+    async def fill(self) -> int:
+        """Claim as many due deliveries as there are free slots and start them; returns how many started."""
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return 0
         now = time.time()
-        lease_until = now + self.policy.timeout_s + 5
-        claimed = await self._due.claim(now=now, lease_until=lease_until, batch=self.batch)
+        claimed = await self._due.claim(now=now, lease_until=now + self.policy.timeout_s + 5, batch=free)
         if not claimed:
             return 0
-        await asyncio.gather(*(self.deliver(delivery_id) for delivery_id in claimed))
-        return len(claimed)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for delivery_id in claimed:
+                pipe.hget(delivery_key(delivery_id), "tenant")
+            tenants = await pipe.execute()
+        started, deferred = 0, {}
+        for delivery_id, raw in zip(claimed, tenants, strict=True):
+            tenant = raw.decode() if raw is not None else ""
+            if tenant and self._per_tenant[tenant] >= self.tenant_concurrency:
+                deferred[delivery_id] = now + self.poll_s  # its tenant's slots are busy: due again shortly
+                continue
+            self._start(delivery_id, tenant)
+            started += 1
+        if deferred:
+            await self.redis.zadd(DELIVERIES_DUE_KEY, deferred, xx=True)
+        return started
+
+    def _start(self, delivery_id: str, tenant: str) -> None:
+        self._per_tenant[tenant] += 1
+        task = asyncio.create_task(self.deliver(delivery_id), name=f"webhook-{delivery_id}")
+        self._running.add(task)
+
+        def done(finished: asyncio.Task[str]) -> None:
+            self._running.discard(finished)
+            self._per_tenant[tenant] -= 1
+            if self._per_tenant[tenant] <= 0:
+                del self._per_tenant[tenant]
+            self._slot_freed.set()
+            if not finished.cancelled() and finished.exception() is not None:
+                log.warning("webhook %s: %s", delivery_id, type(finished.exception()).__name__)
+
+        task.add_done_callback(done)
+
+    async def run_once(self) -> int:
+        """Start what is due now and wait for those attempts (tests and one-shot tools)."""
+        started = await self.fill()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        return started
 
     async def deliver(self, delivery_id: str) -> str:
         key = delivery_key(delivery_id)
@@ -108,6 +178,11 @@ class WebhookDeliverer:
         if endpoint_raw is None:
             return await self._finish(delivery_id, record, "dead", None, "the tenant has no webhook endpoint", 0.0)
         endpoint = json.loads(endpoint_raw)
+        try:
+            self.egress.check_url(endpoint["url"])  # stored before the policy, or the policy changed
+        except EgressRefused as exc:
+            log.warning("webhook %s: endpoint refused by the egress policy (%s)", delivery_id, exc.reason)
+            return await self._finish(delivery_id, record, "dead", None, EgressRefused.code, 0.0)
         payload = record.get("payload")
         if payload is None:
             job = await self.jobs.get(record["job_id"])
@@ -130,18 +205,23 @@ class WebhookDeliverer:
         started = time.perf_counter()
         try:
             response = await self._client.post(endpoint["url"], content=body, headers=headers)
+        except EgressRefused as exc:  # a resolved address is refused: nothing was contacted
+            log.warning("webhook %s: resolved address refused by the egress policy (%s)", delivery_id, exc.reason)
+            return await self._finish(delivery_id, record, "dead", None, EgressRefused.code, 0.0)
         except httpx.HTTPError as exc:
             seconds = time.perf_counter() - started
-            return await self._finish(delivery_id, record, "retry", None, type(exc).__name__, seconds)
+            log.info("webhook %s attempt failed: %s", delivery_id, type(exc).__name__)
+            failure = "timeout" if isinstance(exc, httpx.TimeoutException) else "refused"
+            return await self._finish(delivery_id, record, "retry", None, failure, seconds)
         seconds = time.perf_counter() - started
         status = response.status_code
         if 200 <= status < 300:
             return await self._finish(delivery_id, record, "delivered", status, None, seconds)
         if status == 429 or status >= 500:
             return await self._finish(
-                delivery_id, record, "retry", status, f"HTTP {status}", seconds, _retry_after(response)
+                delivery_id, record, "retry", status, f"http_{status}", seconds, _retry_after(response)
             )
-        return await self._finish(delivery_id, record, "dead", status, f"HTTP {status} (not retried)", seconds)
+        return await self._finish(delivery_id, record, "dead", status, f"http_{status} (not retried)", seconds)
 
     async def _finish(
         self,

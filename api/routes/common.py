@@ -15,10 +15,11 @@ from api.auth import REFUSED, Caller, admit
 from api.errors import ApiError
 from api.schemas import Links, MintAccepted, Problem
 from api.state import ApiState, api_state
-from api.validation import check_context, parse_recipient
+from api.tenancy import mint_limits, refuse_over_limit
+from api.validation import check_context, check_json_media_type, parse_recipient
+from jobs.fairshare import PIPELINE_STATUSES
 from jobs.keys import job_key
-from jobs.model import TERMINAL, JobStatus
-from jobs.queues import enqueue_pipeline
+from jobs.model import JobStatus
 
 log = logging.getLogger("personamint.api")
 
@@ -35,7 +36,7 @@ JOB_ID_MAX = 64
 DELIVERY_ID_MAX = 80
 PREVIEW_ID_MAX = 64
 
-_JOB_ID = re.compile(rf"^[A-Za-z0-9]{{1,{JOB_ID_MAX}}}$")
+_JOB_ID = re.compile(rf"[A-Za-z0-9]{{1,{JOB_ID_MAX}}}")  # fullmatch: `$` matches before a trailing newline
 
 
 def is_wellformed_id(value: str, max_length: int, extra_chars: str = "") -> bool:
@@ -72,12 +73,34 @@ def requires(scope: str, *, prefetch_job: bool = False) -> Callable[[Request[Any
         prefetch = None
         if prefetch_job:
             job_id = request.path_params.get("job_id", "")
-            prefetch = job_key(job_id) if _JOB_ID.match(job_id) else None
+            prefetch = job_key(job_id) if _JOB_ID.fullmatch(job_id) else None
         done = await authenticator.authenticate(request.headers.get("authorization"), prefetch)
         admit(request.scope, done, scope)
+        require_json_body(request)  # who asks first: a bad key is a 401 whatever the body's type
 
     authorize.__name__ = f"requires_{scope}"
     return authorize
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def require_json_body(request: Request[Any, Any, Any]) -> None:
+    """415 unless a request's body is declared JSON; every route that takes a body runs it before reading one.
+
+    Authenticated routes run it in `requires` (after the credential); the public ones (SIWE
+    sign-in) as their `before_request` hook (`json_body_only`); inbound webhooks after the signature.
+    """
+    if request.method not in _BODY_METHODS:
+        return
+    headers = request.headers
+    has_body = (headers.get("content-length") or "0").strip().strip("0") != "" or "transfer-encoding" in headers
+    check_json_media_type(headers.get("content-type"), has_body=has_body)
+
+
+async def json_body_only(request: Request[Any, Any, Any]) -> None:
+    """The `before_request` hook of a public route that takes a JSON body."""
+    require_json_body(request)
 
 
 def mint_links(job_id: str) -> Links:
@@ -95,7 +118,6 @@ async def accept_mint(
 ) -> tuple[MintAccepted, bool]:
     """Validate, limit, accept and enqueue one mint; returns (body, replayed). Shared by API and webhooks."""
     core = state.core
-    settings = core.settings
     if not isinstance(recipient_raw, str):
         raise ApiError(400, "invalid_address", "recipient must be a 0x address string")
     recipient = parse_recipient(recipient_raw)
@@ -104,17 +126,20 @@ async def accept_mint(
     caller.require_collection(collection)
     if caller.address is not None and recipient != caller.address:
         raise ApiError(403, "recipient_not_allowed", "a wallet session may only mint to its own address")
+    limits = mint_limits(core, caller, collection)
     accepted = await core.jobs.accept(
         tenant=caller.tenant,
         recipient=recipient,
         collection=collection,
-        context=check_context(context),
+        context=check_context(context, core.collections[collection].context_schema),
         idempotency_key=idempotency_key,
         recipient_limit=state.recipient_limit,
-        cap=core.wallet_caps.get(collection, 0),
+        cap=limits.cap,
+        daily_budget=limits.budget,
     )
     metrics = state.metrics
     metrics.mints.labels(accepted.outcome).inc()
+    refuse_over_limit(accepted, limits, collection)
     if accepted.outcome == "conflict":
         raise ApiError(
             409, "idempotency_conflict", "this Idempotency-Key was used with a different body", job_id=accepted.job_id
@@ -137,14 +162,16 @@ async def accept_mint(
             cap=accepted.cap,
         )
     status: str = JobStatus.QUEUED
+    created_at: float | None = None
     if accepted.outcome == "existing":
         job = await core.jobs.get(accepted.job_id)
         if job is None:  # Records expire long after idempotency keys; treat as gone.
             raise ApiError(409, "idempotency_conflict", "this Idempotency-Key's job no longer exists")
-        status = job.status
-    if status not in TERMINAL:
-        # Re-enqueueing a live job is a no-op (keyed); re-enqueueing a stalled one revives it.
-        await enqueue_pipeline(core.pipeline_queue, settings, accepted.job_id)
+        status, created_at = job.status, job.created_at
+    if status in PIPELINE_STATUSES:
+        # Into the tenant's share of the pipeline queue (jobs/fairshare.py). Submitting a live job
+        # again is a no-op (keyed enqueue, or its place in the tenant's line); a stalled one revives.
+        await core.fair.submit(caller.tenant, accepted.job_id, created_at=created_at)
     log.info("mint %s %s", accepted.outcome, accepted.job_id, extra={"job_id": accepted.job_id})
     return MintAccepted(id=accepted.job_id, status=status, links=mint_links(accepted.job_id)), (
         accepted.outcome == "existing"

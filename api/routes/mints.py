@@ -29,6 +29,7 @@ from api.schemas import (
     MintStatus,
 )
 from api.state import api_state
+from api.streams import RETRY_AFTER_S as STREAM_RETRY_AFTER_S
 from api.validation import parse_idempotency_key
 from config.clients import Core
 from jobs.codec import decode_job
@@ -102,7 +103,7 @@ async def owned_job(core: Core, caller: Caller, job_id: str, prefetched: dict[by
     status_code=202,
     summary="Accept a personalized mint",
     before_request=requires("mint"),
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 429, 503),
     security=[{"bearer": []}],
 )
 async def create_mint(
@@ -150,17 +151,30 @@ async def mint_events(
 ) -> ServerSentEvent:
     state = api_state(request.app)
     after = parse_last_event_id(last_event_id)
-    await owned_job(state.core, caller_of(request), job_id)
+    caller = caller_of(request)
+    await owned_job(state.core, caller, job_id)
     metrics = state.metrics
     redis = state.core.redis
+    leases = state.stream_leases
+    lease = await leases.acquire(caller.tenant, caller.key_id)
+    if lease is None:
+        raise ApiError(
+            429,
+            "too_many_streams",
+            f"this credential already holds {state.core.settings.sse_streams_per_credential} open event streams",
+            headers={"Retry-After": str(STREAM_RETRY_AFTER_S)},
+        )
+    keepalive_s = state.core.settings.sse_keepalive_s
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
+        leases.started(lease)
         metrics.sse_streams.inc()
         try:
-            async for message in job_events(redis, job_id, after):
+            async for message in job_events(redis, state.streams, job_id, after, keepalive_s=keepalive_s):
                 yield message
         finally:
             metrics.sse_streams.dec()
+            await leases.release(lease)
 
     return ServerSentEvent(stream(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -1,14 +1,23 @@
-"""Operational routes: liveness, readiness, metrics, the bare benchmark route."""
+"""Operational routes: liveness, readiness, metrics, the bare benchmark route.
+
+`/health` is public and says only "ok". `/ready` is public too (load balancers ask it) but its
+public answer is one `ok` per check; what each check saw (chain id, signer address and balance,
+queue depths, errors) is only shown to the ops credential (`Authorization: Bearer
+<PERSONAMINT_OPS_TOKEN>`). `/metrics` needs that credential unless PERSONAMINT_METRICS_PUBLIC
+says the port is private. See docs/security.md.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, Response, get
 
+from api.errors import ApiError
 from api.metrics import content_type
 from api.routes.common import problem_responses
 from api.schemas import (
@@ -17,6 +26,7 @@ from api.schemas import (
 )
 from api.state import api_state
 from config.chain_check import read_signer_balance, rpc_balance, signer_balance_floor_wei
+from config.settings import Settings
 
 # One readiness check's report: `ok` and what it saw (JSON, under `checks` in /ready's answer).
 CheckReport = dict[str, object]
@@ -39,11 +49,26 @@ async def _check(name: str, probe: Callable[[], Awaitable[CheckReport]]) -> tupl
     return name, result
 
 
+def is_ops_caller(request: Request[Any, Any, Any], settings: Settings) -> bool:
+    """The request carries the ops credential (`Bearer <PERSONAMINT_OPS_TOKEN>`); never true when none is set."""
+    if settings.ops_token is None:
+        return False
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    expected = settings.ops_token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected)
+
+
+def _public(checks: dict[str, CheckReport]) -> dict[str, CheckReport]:
+    """What anyone may see of the checks: ok or not, nothing they saw."""
+    return {name: {"ok": bool(check["ok"])} for name, check in checks.items()}
+
+
 @get("/ready", summary="Readiness: Redis, chain, signer balance, queue depth", responses=problem_responses(503))
 async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
     state = api_state(request.app)
     core = state.core
     settings = core.settings
+    detailed = is_ops_caller(request, settings)
     rpc = state.rpc
     signer_address = state.signer_address
 
@@ -79,8 +104,9 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
             _check("queue", queue_probe),
         )
     )
+    shown = checks if detailed else _public(checks)
     if all(check["ok"] for check in checks.values()):
-        return Response(Ready(status="ready", checks=checks))
+        return Response(Ready(status="ready", checks=shown))
     return Response(
         {
             "type": "https://personamint.dev/problems/not_ready",
@@ -88,7 +114,7 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
             "status": 503,
             "detail": "failing: " + ", ".join(name for name, check in checks.items() if not check["ok"]),
             "code": "not_ready",
-            "checks": checks,
+            "checks": shown,
         },
         status_code=503,
         media_type="application/problem+json",
@@ -98,7 +124,16 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
-    return Response(api_state(request.app).metrics.render(), media_type=content_type())
+    state = api_state(request.app)
+    settings = state.core.settings
+    if not settings.metrics_public and not is_ops_caller(request, settings):
+        raise ApiError(
+            401,
+            "ops_credential_required",
+            "metrics need the ops credential (Authorization: Bearer <PERSONAMINT_OPS_TOKEN>)",
+            headers={"WWW-Authenticate": 'Bearer realm="ops"'},
+        )
+    return Response(state.metrics.render(), media_type=content_type())
 
 
 @get(BENCH_PATH, include_in_schema=False)

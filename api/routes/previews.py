@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api.auth import caller_of
+from api.auth import Caller, caller_of
 from api.errors import ApiError
 from api.routes.common import PREVIEW_ID_MAX, IdempotencyKeyHeader, is_wellformed_id, problem_responses, requires
 from api.schemas import (
@@ -20,12 +20,18 @@ from api.validation import check_context, parse_idempotency_key, parse_recipient
 from jobs.keys import profile_view_key
 
 
+def require_own_wallet(caller: Caller, wallet: str) -> None:
+    """A wallet session sees only its own wallet (what any other's next mint would be is not its business)."""
+    if caller.address is not None and wallet.lower() != caller.address.lower():
+        raise ApiError(403, "not_your_wallet", "a wallet session may preview and profile only its own address")
+
+
 @post(
     "/v1/previews",
     status_code=200,
     summary="Render the image the recipient's next mint will get, without minting",
     before_request=requires("preview"),
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 429, 503),
     security=[{"bearer": []}],
 )
 async def create_preview(
@@ -39,10 +45,11 @@ async def create_preview(
     if data.collection not in core.collections:
         raise ApiError(404, "unknown_collection", f"collection {data.collection!r} does not exist")
     caller.require_collection(data.collection)
-    context = check_context(data.context)
+    require_own_wallet(caller, recipient)
+    context = check_context(data.context, core.collections[data.collection].context_schema)
 
     async def produce() -> tuple[int, Any]:
-        view = await state.previews.preview(recipient, data.collection, context)
+        view = await state.previews.preview(recipient, data.collection, context, caller.tenant)
         state.metrics.previews.labels(str(view["cached"]).lower()).inc()
         return 200, view
 
@@ -83,14 +90,16 @@ async def get_profile(
     core = state.core
     if collection not in core.collections:
         raise ApiError(404, "unknown_collection", f"collection {collection!r} does not exist")
-    caller_of(request).require_collection(collection)
+    caller = caller_of(request)
+    caller.require_collection(collection)
+    require_own_wallet(caller, wallet)
     cache_key = profile_view_key(collection, wallet)
     cached = await core.redis.get(cache_key)
     if cached is not None:
         view = msgspec.json.decode(cached, type=ProfileView)
         view.cached = True
         return view
-    view = await state.previews.profile_and_style(wallet, collection)
+    view = await state.previews.profile_and_style(wallet, collection, caller.tenant)
     await core.redis.set(cache_key, msgspec.json.encode(view), ex=core.settings.preview_cache_ttl_s)
     return view
 

@@ -7,7 +7,9 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.params import JSONBody
 
-from api.routes.common import IdempotencyKeyHeader, problem_responses
+from api.client_address import client_address, limit_bucket
+from api.errors import ApiError
+from api.routes.common import IdempotencyKeyHeader, json_body_only, problem_responses
 from api.schemas import (
     Nonce,
     SessionView,
@@ -15,11 +17,31 @@ from api.schemas import (
 )
 from api.state import api_state
 from api.validation import parse_idempotency_key
+from jobs.ids import wallet_tenant
+from jobs.ratelimit import Limit
 
 
-@get("/v1/auth/nonce", summary="A single-use nonce for a Sign-In with Ethereum message")
+@get(
+    "/v1/auth/nonce",
+    summary="A single-use nonce for a Sign-In with Ethereum message",
+    responses=problem_responses(429),
+)
 async def siwe_nonce(request: Request[Any, Any, Any]) -> Nonce:
-    siwe = api_state(request.app).siwe
+    """Rate limited per client address (GCRA): each nonce is a Redis key until it expires."""
+    state = api_state(request.app)
+    settings = state.core.settings
+    address = client_address(request, settings.trusted_proxies)
+    limit = Limit.per_minute(settings.siwe_nonce_rate_per_min, settings.siwe_nonce_burst)
+    decision = await state.limiter.hit((f"siwe-nonce:{limit_bucket(address)}", limit))
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many sign-in nonces for this client address; slow down.",
+            headers={"Retry-After": decision.retry_after_header},
+            retry_after_s=round(decision.retry_after_s, 3),
+        )
+    siwe = state.siwe
     nonce, expires_at = await siwe.new_nonce()
     return Nonce(
         nonce=nonce,
@@ -38,7 +60,8 @@ async def siwe_nonce(request: Request[Any, Any, Any]) -> Nonce:
         "The nonce makes this request single-use: an Idempotency-Key is accepted but a replay is "
         "refused (replaying a sign-in would hand out a second session)."
     ),
-    responses=problem_responses(400, 401, 413, 429, 503),
+    before_request=json_body_only,
+    responses=problem_responses(400, 401, 413, 415, 429, 503),
 )
 async def siwe_sign_in(
     request: Request[Any, Any, Any], data: JSONBody[SiweRequest], idempotency_key: IdempotencyKeyHeader = None
@@ -50,7 +73,7 @@ async def siwe_sign_in(
         token_type="Bearer",  # noqa: S106 - the OAuth token type, not a password
         address=session.address,
         expires_at=session.expires_at,
-        tenant=f"wallet:{session.address}",
+        tenant=wallet_tenant(session.address),
     )
 
 

@@ -18,6 +18,7 @@ from api.routes.common import (
     accept_mint,
     is_wellformed_id,
     problem_responses,
+    require_json_body,
     requires,
 )
 from api.schemas import (
@@ -28,7 +29,7 @@ from api.schemas import (
 )
 from api.state import ApiState, api_state
 from api.validation import parse_idempotency_key
-from jobs.keys import inbound_event_key
+from jobs.keys import inbound_event_key, inbound_idempotency_key
 from jobs.outbox import DeliveryRecord
 from webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -42,7 +43,7 @@ from webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
         f"{TIMESTAMP_HEADER}: <unix seconds>. Body: {{'id', 'type', 'data'}}; the event id is the "
         "idempotency key (a replayed id is refused with 409)."
     ),
-    responses=problem_responses(400, 401, 404, 409, 413, 429, 503),
+    responses=problem_responses(400, 401, 404, 409, 413, 415, 429, 503),
 )
 async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]) -> Response[WebhookAccepted]:
     state = api_state(request.app)
@@ -59,6 +60,7 @@ async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]
         tolerance_s=config.tolerance_s,
         now=time.time(),
     )
+    require_json_body(request)  # after the signature: who sent it comes first
     decision = await state.limiter.hit((f"source:{source}", state.key_limit))
     if not decision.allowed:
         metrics.rate_limited.labels("source").inc()
@@ -84,7 +86,7 @@ async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]
         recipient_raw=event.recipient,
         collection=event.collection,
         context=event.context or {},
-        idempotency_key=f"webhook:{source}:{event.event_id}"[:255],
+        idempotency_key=inbound_idempotency_key(source, event.event_id),  # no caller can spell it
     )
     await redis.set(dedup_key, mint.id, ex=INBOUND_DEDUP_TTL_S)
     if replayed:

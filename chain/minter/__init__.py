@@ -15,6 +15,7 @@ from chain.minter.config import (
     MintReceipt,
     MintTimeout,
     ProgressListener,
+    RequestIdReused,
     SendRejected,
 )
 from chain.minter.engine import Minter
@@ -32,6 +33,7 @@ __all__ = [
     "MinterStats",
     "MinterStopped",
     "ProgressListener",
+    "RequestIdReused",
     "SendOutcome",
     "SendRejected",
     "classify_send_error",

@@ -22,6 +22,16 @@ class SendRejected(ChainError):
     code: ClassVar[str] = "send_rejected"
 
 
+class RequestIdReused(ChainError):
+    """The chain's token for this request id was minted to another recipient or with other metadata.
+
+    The request id was reused for a different request (an idempotency key used again after its
+    record expired): the token belongs to the earlier request, so this one must not claim it.
+    """
+
+    code: ClassVar[str] = "request_id_reused"
+
+
 class MinterStopped(ChainError):
     """The minter stopped before this request finished; another minter resumes it."""
 

@@ -1,4 +1,9 @@
-"""Requests the chain has already minted (found by tokenIdOf): confirm that token at depth and report it."""
+"""Requests the chain has already minted (found by tokenIdOf): confirm that token at depth and report it.
+
+A token found by request id is this request's only if it was minted to this request's recipient
+with this request's URI (the Minted event's `to`, the mint call's URI): anything else means the
+id was reused for another request, which fails with `request_id_reused` instead of claiming it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import logging
 
 from chain.errors import ChainError, RpcError
+from chain.minter.config import MintReceipt, RequestIdReused
 from chain.minter.reads import ChainReads
 from chain.minter.state import MinterState, MintRequest
 
@@ -40,7 +46,11 @@ class AlreadyMinted:
                         await asyncio.sleep(state.config.poll_s)
                     (still,) = await self.reads.token_ids([request.request_id])
                     if still == token_id:
-                        state.resolve(request, receipt)
+                        mismatch = await self._mismatch(request, receipt)
+                        if mismatch is not None:
+                            state.fail(request, mismatch)
+                        else:
+                            state.resolve(request, receipt)
                         return
                     if still is None:
                         # A reorg took it away: mint it again.
@@ -52,3 +62,17 @@ class AlreadyMinted:
             state.fail(request, RpcError(f"token {token_id} exists but its Minted event could not be read"))
         finally:
             state.completing.discard(request.request_id)
+
+    async def _mismatch(self, request: MintRequest, receipt: MintReceipt) -> RequestIdReused | None:
+        """Why the chain's token is not this request's, or None when it is."""
+        if receipt.recipient.lower() != request.recipient.lower():
+            return RequestIdReused(
+                f"request id {request.request_id.hex()[:12]} already minted token {receipt.token_id} "
+                f"to another recipient than {request.recipient}"
+            )
+        if await self.reads.minted_uri(receipt) != request.token_uri:
+            return RequestIdReused(
+                f"request id {request.request_id.hex()[:12]} already minted token {receipt.token_id} "
+                "with other metadata than this request's"
+            )
+        return None

@@ -10,7 +10,7 @@ import time
 from eth_utils.address import to_checksum_address
 
 from chain.fees import FeeCeilingExceeded
-from chain.minter.config import MinterStopped, MintProgress, MintReceipt, ProgressListener
+from chain.minter.config import MinterStopped, MintProgress, MintReceipt, ProgressListener, RequestIdReused
 from chain.minter.state import MinterState, MintRequest
 
 log = logging.getLogger("personamint.minter")
@@ -32,9 +32,14 @@ class Intake:
             raise MinterStopped("the minter is not running")
         done = state.resolved.get(request_id)
         if done is not None:
-            return done
+            receipt, resolved_uri = done
+            _same_request(request_id, (receipt.recipient, resolved_uri), (recipient, token_uri))
+            return receipt
         request = state.requests.get(request_id)
-        if request is None:
+        if request is not None:
+            # The same id asked for with another recipient or URI is another request: never share a token.
+            _same_request(request_id, (request.recipient, request.token_uri), (recipient, token_uri))
+        else:
             request = state.new_request(request_id, to_checksum_address(recipient), token_uri)
             state.stats.requests += 1
             state.pending[request_id] = request
@@ -112,3 +117,11 @@ class Intake:
                 newly.append(request)
         state.notify(newly, MintProgress("waiting", f"waiting for fees: {exc}"))
         self.expire_fee_waits(now)
+
+
+def _same_request(request_id: bytes, known: tuple[str, str], asked: tuple[str, str]) -> None:
+    """RequestIdReused unless `asked` (recipient, token URI) is the request `known` for this id."""
+    if known[0].lower() != asked[0].lower() or known[1] != asked[1]:
+        raise RequestIdReused(
+            f"request id {request_id.hex()[:12]} is another mint's (other recipient or metadata), not this one's"
+        )

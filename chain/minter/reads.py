@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from eth_abi.abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -17,6 +19,9 @@ from chain.rpc import RpcCallError
 
 MINTED_TOPIC = "0x" + keccak(text="Minted(bytes32,uint256,address)").hex()
 _TOKEN_ID_OF = function_signature_to_4byte_selector("tokenIdOf(bytes32)")
+_TOKEN_URI = function_signature_to_4byte_selector("tokenURI(uint256)")
+_MINT = function_signature_to_4byte_selector("mint(address,string,bytes32)")
+_MINT_BATCH = function_signature_to_4byte_selector("mintBatch(address[],string[],bytes32[])")
 # Per-batch JSON-RPC request size: big enough to amortise a round trip, small enough for providers.
 _RPC_CHUNK = 200
 
@@ -104,6 +109,23 @@ class ChainReads:
             already_minted=True,
         )
 
+    async def minted_uri(self, receipt: MintReceipt) -> str:
+        """The URI a token was minted with: from its mint transaction's call data, so a later
+        admin `setTokenURI` does not hide what the request asked for; the token's current
+        `tokenURI` when that transaction is not a direct mint/mintBatch call (a contract wallet's).
+        """
+        tx = await self.state.rpc.call("eth_getTransactionByHash", [receipt.tx_hash])
+        if isinstance(tx, dict) and str(tx.get("to") or "").lower() == self.state.contract.address.lower():
+            found = _uri_in_call_data(bytes.fromhex(str(tx.get("input") or "0x")[2:]), receipt.request_id)
+            if found is not None:
+                return found
+        data = _TOKEN_URI + receipt.token_id.to_bytes(32, "big")
+        answer = await self.state.rpc.call(
+            "eth_call", [{"to": self.state.contract.address, "data": "0x" + data.hex()}, "latest"]
+        )
+        (uri,) = abi_decode(["string"], bytes.fromhex(str(answer)[2:]))
+        return str(uri)
+
     def call_data(self, requests: Sequence[MintRequest]) -> bytes:
         return self.state.contract.mint_batch_call_data(
             [request.recipient for request in requests],
@@ -122,3 +144,19 @@ class ChainReads:
 
     def gas_limit(self, estimate: int) -> int:
         return int(estimate * self.state.config.gas_margin) + 20_000
+
+
+def _uri_in_call_data(data: bytes, request_id: bytes) -> str | None:
+    """The URI `request_id` was minted with in mint/mintBatch call data, or None if not found there."""
+    try:
+        if data[:4] == _MINT:
+            _, uri, rid = abi_decode(["address", "string", "bytes32"], data[4:])
+            return str(uri) if bytes(rid) == request_id else None
+        if data[:4] == _MINT_BATCH:
+            _, uris, rids = abi_decode(["address[]", "string[]", "bytes32[]"], data[4:])
+            for uri, rid in zip(uris, rids, strict=False):
+                if bytes(rid) == request_id:
+                    return str(uri)
+    except DecodingError:  # not call data we can read: the caller asks tokenURI instead
+        return None
+    return None

@@ -104,7 +104,8 @@ class MinterState:
         self.pending: OrderedDict[bytes, MintRequest] = OrderedDict()
         """Requests waiting for a sender, oldest (or requeued) first."""
         self.completing: set[bytes] = set()
-        self.resolved: OrderedDict[bytes, MintReceipt] = OrderedDict()
+        self.resolved: OrderedDict[bytes, tuple[MintReceipt, str]] = OrderedDict()
+        """Finished requests' receipts and the token URIs they were asked with, newest last."""
         self.txs: dict[int, MintTx] = {}
         self.send_lock = asyncio.Lock()
         """Held from nonce choice (or re-signing) through journal write and broadcast."""
@@ -146,7 +147,7 @@ class MinterState:
     def resolve(self, request: MintRequest, receipt: MintReceipt) -> None:
         self.requests.pop(request.request_id, None)
         self.pending.pop(request.request_id, None)
-        self.resolved[request.request_id] = receipt
+        self.resolved[request.request_id] = (receipt, request.token_uri)
         while len(self.resolved) > _RESOLVED_MEMORY:
             self.resolved.popitem(last=False)
         if receipt.already_minted:

@@ -207,7 +207,7 @@ async def send_with_retries(
             raise PinningRejected(f"{service}: HTTP {response.status_code}: {detail}", status_code=response.status_code)
         last_problem = f"HTTP {response.status_code}: {detail}"
         retry_after = response.headers.get("Retry-After", "")
-        if retry_after.isdigit():
+        if retry_after.isascii() and retry_after.isdigit():  # not ², which float() refuses
             delay = max(delay, min(float(retry_after), _MAX_RETRY_AFTER_S))
     raise PinningUnavailable(f"{service}: {method} failed after {policy.retries + 1} attempts ({last_problem})")
 

@@ -3,16 +3,13 @@
 --
 -- KEYS[1] job: the job record hash
 -- ARGV[1] error: the job's error (JSON)
--- ARGV[2] minted_template: key template of a wallet's live mints ({} = collection, {} = recipient)
 -- include: unless_ended
--- include: key_template
 
 redis.call('HSET', KEYS[1], 'error', ARGV[1])
 if redis.call('HSETNX', KEYS[1], 'cap_released', '1') == 1 then
-  local collection = redis.call('HGET', KEYS[1], 'collection')
-  local recipient = redis.call('HGET', KEYS[1], 'recipient')
-  if collection and recipient then
-    local counter = key_from(ARGV[2], collection, string.lower(recipient))
+  -- The counter accept.lua counted the job under (jobs/keys.py minted_key), kept in the record.
+  local counter = redis.call('HGET', KEYS[1], 'cap_key')
+  if counter then
     if tonumber(redis.call('GET', counter) or '0') > 0 then redis.call('DECR', counter) end
   end
 end

@@ -22,6 +22,8 @@ from devstack.local import RedisServer, ServiceProcesses, deploy_local_contract,
 WEBHOOK_SOURCE = "game"
 WEBHOOK_SECRET = "whsec_test_only_0123456789abcdef"
 WEBHOOK_TENANT = "game-studio"
+# The stack's ops credential (PERSONAMINT_OPS_TOKEN): /ready's details and /metrics.
+OPS_TOKEN = "pmops_test_only_0123456789abcdef"
 
 # What the stack's processes run with besides the local defaults: sweeps, reconciles and
 # outbound webhook retries fast enough that the tests of them take seconds, not hours.
@@ -38,6 +40,13 @@ STACK_ENV = {
     "PERSONAMINT_WEBHOOK_MAX_ATTEMPTS": "4",
     "PERSONAMINT_WEBHOOK_TIMEOUT_S": "2",
     "PERSONAMINT_WEBHOOK_POLL_S": "0.05",
+    # The test receivers listen on 127.0.0.1 (service_env allows loopback too; stated here for the tests).
+    "PERSONAMINT_WEBHOOK_ALLOW_LOOPBACK": "true",
+    # Every SIWE test signs in from 127.0.0.1: a nonce limit the whole suite stays under.
+    "PERSONAMINT_SIWE_NONCE_RATE_PER_MIN": "600",
+    "PERSONAMINT_SIWE_NONCE_BURST": "200",
+    # The ops credential for /ready's details and /metrics.
+    "PERSONAMINT_OPS_TOKEN": OPS_TOKEN,
     "PERSONAMINT_WEBHOOK_SOURCES": json.dumps(
         {
             WEBHOOK_SOURCE: {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,11 @@ import pytest
 from eth_account import Account
 
 from api.keys import KeyStore
-from tests.support.stack import Stack
+from devstack.anvil import free_port
+from devstack.local import ServiceProcesses
+from tests.support.stack import OPS_TOKEN, WEBHOOK_SOURCE, Stack, wait_healthy
+
+CHECKS = ("redis", "chain", "signer", "queue")
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -123,7 +128,8 @@ def limited_api(stack: Stack) -> str:
 def test_per_recipient_limit_is_atomic_across_callers(stack: Stack, limited_api: str) -> None:
     """Two keys, one recipient, concurrent requests: exactly `burst` pass the limit, one the cap."""
     recipient = Account.create().address
-    keys = [stack.new_key("tenant-r1"), stack.new_key("tenant-r2")]
+    # Two keys of one tenant: the recipient's limit and cap are the tenant's (issue 13), shared by its keys.
+    keys = [stack.new_key("tenant-r1"), stack.new_key("tenant-r1")]
 
     # Five concurrent mints to one wallet, cap 1, burst 3: the rate limit is checked first, so
     # three pass it (one is accepted, two hit the cap) and two are refused by the limit.
@@ -146,6 +152,28 @@ def test_per_recipient_limit_is_atomic_across_callers(stack: Stack, limited_api:
     assert codes == ["202", "mint_cap_reached", "mint_cap_reached", "recipient_rate_limited", "recipient_rate_limited"]
     limited = next(r for r in responses if r.status_code == 429)
     assert int(limited.headers["retry-after"]) >= 1
+
+
+def test_one_tenant_using_up_a_wallet_does_not_lock_another_out(stack: Stack, limited_api: str) -> None:
+    """The per-recipient limit and the per-wallet cap are per tenant: a noisy tenant spends only its own."""
+    recipient = Account.create().address
+    noisy, quiet = stack.new_key("tenant-noisy"), stack.new_key("tenant-quiet")
+    with httpx.Client(base_url=limited_api, timeout=30) as client:
+
+        def mint(key: str) -> httpx.Response:
+            return client.post("/v1/mints", json={"recipient": recipient}, headers={"Authorization": f"Bearer {key}"})
+
+        codes = [mint(noisy).json().get("code", "202") for _ in range(5)]
+        assert codes == [
+            "202",
+            "mint_cap_reached",
+            "mint_cap_reached",
+            "recipient_rate_limited",
+            "recipient_rate_limited",
+        ]
+        # The other tenant still has the wallet's whole limit and cap to itself.
+        assert mint(quiet).status_code == 202
+        assert_problem(mint(quiet), 409, "mint_cap_reached")
 
 
 def test_wallet_cap_holds_under_concurrency_and_replays_pass(stack: Stack, limited_api: str) -> None:
@@ -236,9 +264,10 @@ def test_collection_file_sets_the_wallet_cap_and_settings_override_it(
 
 
 def test_health_ready_metrics_and_request_id(stack: Stack) -> None:
+    ops = {"Authorization": f"Bearer {OPS_TOKEN}"}
     with stack.client(api_key="") as client:
         assert client.get("/health").json() == {"status": "ok"}
-        ready = client.get("/ready")
+        ready = client.get("/ready", headers=ops)
         assert ready.status_code == 200, ready.text
         checks = ready.json()["checks"]
         assert set(checks) == {"redis", "chain", "signer", "queue"}
@@ -254,7 +283,7 @@ def test_health_ready_metrics_and_request_id(stack: Stack) -> None:
 
         for job_id in ("a1", "b2", "c3"):
             client.get(f"/v1/mints/{job_id}")
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=ops).text
         # Path-grouped: one series for the route template, not one per id.
         assert 'route="/v1/mints/{job_id}"' in metrics
         assert "/v1/mints/a1" not in metrics
@@ -262,6 +291,51 @@ def test_health_ready_metrics_and_request_id(stack: Stack) -> None:
         schema = client.get("/schema/openapi.json").json()
         assert "/_bench/bare" not in schema["paths"]
         assert "/metrics" not in schema["paths"]
+
+
+def test_ready_and_metrics_reveal_nothing_without_the_ops_credential(stack: Stack) -> None:
+    signer = Account.from_key(stack.env["PERSONAMINT_SIGNER_KEY"]).address
+    for api_key in ("", stack.api_key, OPS_TOKEN + "x"):  # anonymous, a tenant's key, a wrong token
+        with stack.client(api_key=api_key) as client:
+            ready = client.get("/ready")
+            assert ready.status_code == 200, ready.text
+            assert ready.json() == {"status": "ready", "checks": {n: {"ok": True} for n in CHECKS}}
+            metrics = client.get("/metrics")
+            assert_problem(metrics, 401, "ops_credential_required")
+            assert metrics.headers["www-authenticate"].startswith("Bearer")
+            for text in (ready.text, metrics.text):
+                assert signer.lower() not in text.lower()
+                assert WEBHOOK_SOURCE not in text
+                assert "pm_queue_depth" not in text
+                assert "wei" not in text
+    with stack.client(api_key=OPS_TOKEN) as ops:
+        detailed = ops.get("/ready").json()["checks"]
+        assert detailed["signer"]["address"] == signer
+        assert "pipeline" in detailed["queue"]
+        assert ops.get("/metrics").status_code == 200
+
+
+def test_ready_checks_a_keystore_signers_balance(stack: Stack, tmp_path: Path) -> None:
+    # A keystore deployment (as in production): an unfunded hot key, so its balance check must fail.
+    account = Account.create()
+    keystore = tmp_path / "signer.json"
+    keystore.write_text(json.dumps(Account.encrypt(account.key, "pw", kdf="pbkdf2", iterations=2)))
+    env = {k: v for k, v in stack.env.items() if k != "PERSONAMINT_SIGNER_KEY"}
+    env |= {"PERSONAMINT_SIGNER_KEYSTORE": str(keystore), "PERSONAMINT_SIGNER_KEYSTORE_PASSWORD": "pw"}
+    services = ServiceProcesses(env, port=free_port(), log_dir=stack.services.log_dir)
+    try:
+        services.spawn("api-keystore", "api")
+        wait_healthy(services.base_url, services.processes["api-keystore"], stack.services.log_dir / "api-keystore.log")
+        with httpx.Client(base_url=services.base_url, timeout=30) as client:
+            public = client.get("/ready")
+            detailed = client.get("/ready", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+    finally:
+        services.stop()
+    body = assert_problem(public, 503, "not_ready")
+    assert body["checks"]["signer"] == {"ok": False}  # type: ignore[index]
+    signer = assert_problem(detailed, 503, "not_ready")["checks"]["signer"]  # type: ignore[index]
+    assert signer["address"] == account.address
+    assert signer["wei"] == "0"
 
 
 def test_not_ready_when_signer_balance_is_below_the_floor(stack: Stack) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -202,3 +203,45 @@ def test_contract_wallet_signs_in_through_eip1271(stack: Stack, anonymous: httpx
             assert_problem(response, 400, "invalid_request")
         else:
             assert_problem(response, 401, "siwe_bad_signature")
+
+
+def test_a_nonce_allows_five_failed_verifications_then_it_is_spent(stack: Stack, anonymous: httpx.Client) -> None:
+    wallet, impostor = Account.create(), Account.create()
+    text = siwe_text(stack, wallet, nonce(anonymous))
+    bad = {"message": text, "signature": signed(impostor, text)}
+    for _ in range(5):
+        assert_problem(anonymous.post("/v1/auth/siwe", json=bad), 401, "siwe_bad_signature")
+    assert_problem(anonymous.post("/v1/auth/siwe", json=bad), 429, "siwe_nonce_exhausted")
+    # Spent: not even the right signature signs in with it now.
+    good = {"message": text, "signature": signed(wallet, text)}
+    assert_problem(anonymous.post("/v1/auth/siwe", json=good), 429, "siwe_nonce_exhausted")
+
+
+def test_contract_wallet_checks_spend_the_nonce_s_tries(stack: Stack, anonymous: httpx.Client) -> None:
+    owner, stranger = Account.create(), Account.create()
+    wallet = SimpleNamespace(address=_deploy_smart_wallet(stack.anvil.url, owner.address))
+    text = siwe_text(stack, wallet, nonce(anonymous))  # type: ignore[arg-type]
+    bad = {"message": text, "signature": signed(stranger, text)}
+    for _ in range(5):  # each one asks the chain (eth_getCode + eth_call), and is charged for it
+        assert_problem(anonymous.post("/v1/auth/siwe", json=bad), 401, "siwe_bad_signature")
+    assert_problem(anonymous.post("/v1/auth/siwe", json=bad), 429, "siwe_nonce_exhausted")
+
+
+def test_the_nonce_endpoint_is_rate_limited_per_client_address(stack: Stack) -> None:
+    # A second API behind a "proxy" (the tests' loopback peer is trusted), 3 nonces per address then 1/min.
+    base = stack.spawn_api(
+        "api-nonce-limit",
+        {
+            "PERSONAMINT_SIWE_NONCE_RATE_PER_MIN": "1",
+            "PERSONAMINT_SIWE_NONCE_BURST": "3",
+            "PERSONAMINT_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+        },
+    )
+    client_ip = f"203.0.113.{secrets.randbelow(250) + 1}"
+    with httpx.Client(base_url=base, timeout=30, headers={"X-Forwarded-For": f"198.51.100.9, {client_ip}"}) as client:
+        assert [client.get("/v1/auth/nonce").status_code for _ in range(3)] == [200, 200, 200]
+        refused = client.get("/v1/auth/nonce")
+        assert_problem(refused, 429, "rate_limited")
+        assert int(refused.headers["retry-after"]) >= 1
+        # Another client address has its own budget.
+        assert client.get("/v1/auth/nonce", headers={"X-Forwarded-For": "198.51.100.77"}).status_code == 200

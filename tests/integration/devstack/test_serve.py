@@ -1,4 +1,5 @@
-"""`personamint serve` as a newcomer runs it: its printed key and contract work, and SIGTERM stops every child."""
+"""`personamint serve` as a newcomer runs it: its printed key and contract work, a killed worker is
+restarted, and SIGTERM stops every child."""
 
 from __future__ import annotations
 
@@ -44,6 +45,32 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _child_running(pid: int, command: str) -> int | None:
+    """The live child of serve running `personamint <command>` (python -m cli <command>), if any."""
+    for child in _descendants(pid):
+        try:
+            argv = (Path("/proc") / str(child) / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:4] == [b"-m", b"cli", command.encode()] and _alive(child):
+            return child
+    return None
+
+
+def _confirmed(client: httpx.Client, idempotency_key: str) -> dict[str, object]:
+    accepted = client.post("/v1/mints", json={"recipient": RECIPIENT}, headers={"Idempotency-Key": idempotency_key})
+    assert accepted.status_code == 202, accepted.text
+    job_url = accepted.json()["links"]["self"]
+    deadline = time.monotonic() + 90
+    status: dict[str, object] = client.get(job_url).json()
+    while status["status"] not in ("confirmed", "failed"):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+        status = client.get(job_url).json()
+    assert status["status"] == "confirmed", status
+    return status
+
+
 def test_serve_prints_a_working_key_and_the_contract_and_sigterm_stops_every_child(tmp_path: Path) -> None:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("PERSONAMINT_")} | {
@@ -79,20 +106,20 @@ def test_serve_prints_a_working_key_and_the_contract_and_sigterm_stops_every_chi
         with httpx.Client(
             base_url=base, timeout=10, trust_env=False, headers={"Authorization": f"Bearer {api_key.group(1)}"}
         ) as client:
-            accepted = client.post("/v1/mints", json={"recipient": RECIPIENT}, headers={"Idempotency-Key": "serve-1"})
-            assert accepted.status_code == 202, accepted.text
-            job_url = accepted.json()["links"]["self"]
-            deadline = time.monotonic() + 90
-            status = client.get(job_url).json()
-            while status["status"] not in ("confirmed", "failed"):
-                assert time.monotonic() < deadline, status
-                time.sleep(0.2)
-                status = client.get(job_url).json()
-            assert status["status"] == "confirmed", status
+            status = _confirmed(client, "serve-1")
             # The first 0x-address serve prints is the collection's contract: the token was minted there.
             assert status["contract"] == contract.group(0)
             preview = client.post("/v1/previews", json={"recipient": RECIPIENT})
             assert preview.status_code == 200, preview.text  # the key holds the preview scope too
+            # serve supervises its children: a worker killed outright is started again, and mints go on.
+            worker = _child_running(serve.pid, "worker")
+            assert worker is not None
+            os.kill(worker, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while _child_running(serve.pid, "worker") in (None, worker):
+                assert time.monotonic() < deadline, "the worker was not restarted"
+                time.sleep(0.1)
+            assert _confirmed(client, "serve-2")["contract"] == contract.group(0)
         children = _descendants(serve.pid)
         assert len(children) >= 6, children  # redis-server, anvil, api, worker, minter, housekeeper
         serve.send_signal(signal.SIGTERM)

@@ -7,7 +7,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from devstack.local import RedisServer
-from jobs.keys import events_key, job_key
+from jobs.keys import events_key, job_key, minted_key
 from jobs.model import JobError, MintStage
 from jobs.store import JobStore
 
@@ -50,7 +50,7 @@ async def test_a_late_writer_cannot_move_an_ended_job(tmp_path: Path) -> None:
             events = [fields[b"status"] for _, fields in await redis.xrange(events_key(job_id))]
             assert events == [b"queued", b"minting", b"confirmed"]
             # The wallet's cap slot stays taken: the token exists.
-            assert await redis.get(f"pm:minted:default:{recipient}") == b"1"
+            assert await redis.get(minted_key("t", "default", recipient)) == b"1"  # per tenant (issue 13)
             assert await redis.hget(job_key(job_id), "cap_released") is None
 
             # A failed job is final too, and gives its slot back exactly once.
@@ -62,6 +62,6 @@ async def test_a_late_writer_cannot_move_an_ended_job(tmp_path: Path) -> None:
             failed = await jobs.get(other.job_id)
             assert failed is not None
             assert failed.status == "failed"
-            assert await redis.get("pm:minted:default:" + "0x" + "cd" * 20) == b"0"
+            assert await redis.get(minted_key("t", "default", "0x" + "cd" * 20)) == b"0"
         finally:
             await redis.aclose()

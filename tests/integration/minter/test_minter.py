@@ -14,7 +14,7 @@ from chain.contract import MINTER_ROLE, PersonaMint, deploy_persona_mint, send_t
 from chain.dev_accounts import dev_account
 from chain.errors import ContractRevert, InsufficientFunds, MaxSupplyReached, MissingRole
 from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
-from chain.minter import Minter, MinterConfig, MintProgress, MintReceipt
+from chain.minter import Minter, MinterConfig, MintProgress, MintReceipt, RequestIdReused
 from chain.rpc import JsonRpc
 from chain.web3 import connect_web3
 from devstack.anvil import AnvilProcess
@@ -218,6 +218,44 @@ async def test_a_request_already_on_chain_completes_without_a_send(anvil: AnvilP
     assert receipt.token_id == outcome.minted[0].token_id
     assert receipt.tx_hash == outcome.tx_hash
     assert receipt.recipient == request[1]
+
+
+async def test_a_token_minted_for_another_request_under_the_same_id_is_never_claimed(anvil: AnvilProcess) -> None:
+    # An id reused for another request (an idempotency key used again after its record expired):
+    # the chain's token belongs to the first request, whoever owns it now and whatever its URI is now.
+    address = await deploy(anvil.url)
+    holder = dev_account(3)
+    request_id, uri = os.urandom(32), "ipfs://bafkreibfirst"
+    w3 = connect_web3(anvil.url)
+    contract = PersonaMint(w3, address)
+    outcome = await contract.mint(dev_account(1), holder.address, uri, request_id)
+    token_id = outcome.minted[0].token_id
+    async with running_minter(anvil.url, address, FAST) as minter:
+        other_recipient = make_requests(1)[0][1]
+        with pytest.raises(RequestIdReused) as to_other:
+            await asyncio.wait_for(minter.mint(request_id, other_recipient, uri), 30)
+        assert to_other.value.code == "request_id_reused"
+        with pytest.raises(RequestIdReused):
+            await asyncio.wait_for(minter.mint(request_id, holder.address, "ipfs://bafkreibother"), 30)
+        assert minter.stats.txs_sent == 0
+
+    # The first request itself, retried after its token moved on and its URI was replaced: still its token.
+    transfer = function_signature_to_4byte_selector("transferFrom(address,address,uint256)") + abi_encode(
+        ["address", "address", "uint256"], [holder.address, dev_account(4).address, token_id]
+    )
+    await send_transaction(w3, holder, {"to": address, "data": transfer})
+    await send_transaction(
+        w3, dev_account(0), {"to": address, "data": contract.set_token_uri_call_data(token_id, "ipfs://new")}
+    )
+    async with running_minter(anvil.url, address, FAST) as minter:
+        receipt = await asyncio.wait_for(minter.mint(request_id, holder.address, uri), 30)
+        assert receipt.already_minted
+        assert receipt.token_id == token_id
+        # Asked again in the same minter (its memory of finished requests), another body still fails.
+        with pytest.raises(RequestIdReused):
+            await minter.mint(request_id, other_recipient, uri)
+        assert minter.stats.txs_sent == 0
+    await w3.provider.disconnect()
 
 
 async def test_a_stalled_transaction_is_replaced_with_a_bumped_fee() -> None:

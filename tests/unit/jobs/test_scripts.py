@@ -11,7 +11,11 @@ import pytest
 from api.auth import Authenticator
 from api.errors import ApiError
 from api.idempotency import IdempotencyStore
+from api.previews import PreviewDeps, PreviewService
+from api.siwe import SiwePolicy, SiweService
+from api.streams import StreamLeases
 from jobs import lua
+from jobs.fairshare import FairShare
 from jobs.lease import FencedLease
 from jobs.model import JobError, JobStatus, PinStage
 from jobs.outbox import DueDeliveries
@@ -19,7 +23,7 @@ from jobs.ratelimit import Limit, RateLimiter
 from jobs.store import JobStore
 
 # Included by other scripts, never called on their own.
-SHARED = {"gcra", "key_template", "unless_ended"}
+SHARED = {"fair_fill", "gcra", "key_template", "unless_ended"}
 
 _NAME_OF_SOURCE = {lua.load(name): name for name in lua.names()}
 
@@ -52,6 +56,9 @@ class Recorder:
     async def delete(self, *args: Any) -> None:
         return None
 
+    async def zrem(self, *args: Any) -> None:
+        return None
+
 
 async def _drive_every_caller() -> Recorder:
     redis = Recorder(
@@ -69,6 +76,12 @@ async def _drive_every_caller() -> Recorder:
             "ratelimit_check": [1, 0, 3],
             "idempotency_begin": [b"new"],
             "authenticate": [0],
+            "preview_slot": 1,
+            "stream_lease_acquire": 1,
+            "stream_lease_renew": 1,
+            "siwe_nonce": 1,
+            "fair_admit": [b"job"],
+            "fair_release": [],
         }
     )
     fake: Any = redis
@@ -101,7 +114,36 @@ async def _drive_every_caller() -> Recorder:
     for prefetch in (None, "pm:job:j"):
         with pytest.raises(ApiError):  # the recorder knows no credential
             await authenticator.authenticate("Bearer pm_" + "x" * 40, prefetch)
+    previews = PreviewService(
+        PreviewDeps(
+            redis=fake,
+            personalizer=fake,
+            collections={},
+            render_queue=fake,
+            render_timeout_s=1.0,
+            ttl_s=60,
+            concurrency=1,
+            limiter=limiter,
+            scan_limit=limit,
+            tenant_in_flight=2,
+        )
+    )
+    async with previews.in_flight("t"):
+        pass
+    stream_leases = StreamLeases(fake, limit=2)
+    assert await stream_leases.acquire("t", "k1") is not None
+    await stream_leases.refresh()
+    siwe = SiweService(fake, SiwePolicy(domain="d", uri="https://d", chain_id=1), nonce_ttl_s=60, session_ttl_s=60)
+    await siwe.charge("n0nce0000")
+    await siwe.spend("n0nce0000", precharged=True)
+    fair = FairShare(fake, per_tenant=2, enqueue=_enqueue_nothing)
+    await fair.submit("t", "job")
+    await fair.release("t", "job")
     return redis
+
+
+async def _enqueue_nothing(job_id: str) -> None:
+    return None
 
 
 async def test_every_caller_passes_the_keys_and_args_its_script_names() -> None:
