@@ -71,6 +71,13 @@ class WebhookSource(BaseModel):
     callback_url: str | None = Field(None, description="Where signed status webhooks go back to.")
 
 
+WorkerQueue = Literal["pipeline", "preview"]
+
+
+def _every_worker_queue() -> list[WorkerQueue]:
+    return ["pipeline", "preview"]
+
+
 class Settings(BaseSettings):
     """Persona Mint configuration; every field can be set as PERSONAMINT_<NAME>."""
 
@@ -229,6 +236,17 @@ class Settings(BaseSettings):
     preview_concurrency: int = Field(2, ge=1, le=64, description="Previews rendering at once per API process.")
     preview_timeout_s: float = Field(
         60.0, gt=0, description="How long a preview waits for a worker to render it (then 503, retryable)."
+    )
+    worker_queues: list[WorkerQueue] = Field(
+        default_factory=_every_worker_queue,
+        min_length=1,
+        description='Queues a worker process takes jobs from (JSON list): "pipeline" (mints), "preview".',
+    )
+    worker_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="CPU niceness a worker process takes at start-up: a preview-only worker at 10 yields to mints.",
     )
     preview_worker_concurrency: int = Field(
         2, ge=1, le=64, description="Previews a worker renders at once, on pm-preview, apart from its mint slots."

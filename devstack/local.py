@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +151,11 @@ async def deploy_local_contract(rpc_url: str, state_file: Path | None = None) ->
     return deployment.address, chain_id
 
 
+# What `serve` runs its pipeline workers and its preview worker with (PERSONAMINT_WORKER_QUEUES, _NICE).
+PIPELINE_WORKER_ENV = {"PERSONAMINT_WORKER_QUEUES": '["pipeline"]'}
+PREVIEW_WORKER_ENV = {"PERSONAMINT_WORKER_QUEUES": '["preview"]', "PERSONAMINT_WORKER_NICE": "10"}
+
+
 class ServiceProcesses:
     """The API, pipeline workers, the minter and the housekeeper as separate OS processes, as in production."""
 
@@ -158,18 +166,22 @@ class ServiceProcesses:
         self.workers = workers
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.commands: dict[str, str] = {}  # name → the `personamint` subcommand it runs
+        self.process_env: dict[str, dict[str, str]] = {}  # name → settings of its own (over `env`)
         self.restarts: dict[str, int] = {}  # name → restarts so far (what `supervise` did)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def spawn(self, name: str, command: str) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, command: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start `personamint <command>` as `name`; `env`: settings of its own, kept for its restarts."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if env is not None:
+            self.process_env[name] = env
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         process = subprocess.Popen(
             [sys.executable, "-m", "cli", command],
-            env=self.env,
+            env={**self.env, **self.process_env.get(name, {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parent.parent,
@@ -220,7 +232,10 @@ class ServiceProcesses:
     def start(self, timeout_s: float = 60.0) -> ServiceProcesses:
         self.spawn("api", "api")
         for index in range(self.workers):
-            self.spawn(f"worker-{index}", "worker")
+            self.spawn(f"worker-{index}", "worker", PIPELINE_WORKER_ENV)
+        # Previews in a process of their own at a lower CPU priority: on a shared machine, the
+        # mints' renders come first (a preview is speculative; a caller may ask again).
+        self.spawn("previewer", "worker", PREVIEW_WORKER_ENV)
         self.spawn("minter", "minter")
         self.spawn("housekeeper", "housekeeper")
         deadline = time.monotonic() + timeout_s
@@ -307,6 +322,43 @@ def service_env(
         "PERSONAMINT_WEBHOOK_ALLOW_LOOPBACK": "true",
         **(extra or {}),
     }
+
+
+@dataclass
+class DeployedServices:
+    """A fresh Redis and anvil with the contract deployed, and the service processes on them."""
+
+    redis: RedisServer
+    anvil: AnvilProcess
+    services: ServiceProcesses
+    contract_address: str
+    chain_id: int
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def deployed_services(root: Path, *, extra: dict[str, str] | None = None) -> Iterator[DeployedServices]:
+    """Redis, anvil + the contract and every service process, all under `root`, stopped after.
+
+    `ServiceProcesses.start` returns once the API is healthy, failing if any process exits meanwhile.
+    """
+    with RedisServer(root / "redis") as redis_server, AnvilProcess() as anvil:
+        address, chain_id = asyncio.run(deploy_local_contract(anvil.url))
+        env = service_env(
+            redis_url=redis_server.url,
+            rpc_url=anvil.url,
+            contract_address=address,
+            chain_id=chain_id,
+            data_dir=root / "data",
+            extra=extra,
+        )
+        services = ServiceProcesses(env, port=free_port(), log_dir=root / "logs")
+        try:
+            # Inside the try: a process that fails to start must not leave its siblings running.
+            services.start()
+            yield DeployedServices(redis_server, anvil, services, address, chain_id, env)
+        finally:
+            services.stop()
 
 
 async def new_api_key(redis_url: str, tenant: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -206,23 +207,57 @@ async def shutdown(ctx: WorkerContext) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
+    """Take jobs off the queues the settings name (PERSONAMINT_WORKER_QUEUES) until SIGTERM.
+
+    Both by default. A process for previews alone (`["preview"]`), started at a higher niceness
+    (PERSONAMINT_WORKER_NICE, as `serve` does), renders previews with whatever CPU the mints leave:
+    previews are speculative and a caller may ask again, a mint is paid for.
+    """
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
     await refuse_wrong_chains(settings)
     core = Core.create(settings)
-    previews: Worker[WorkerContext] = Worker(
+    try:
+        if "pipeline" in settings.worker_queues:
+            await _run_pipeline_worker(settings, core, with_previews="preview" in settings.worker_queues)
+        else:
+            await _run_preview_worker(settings, core)
+    finally:
+        await core.close()
+
+
+def _preview_worker(core: Core, settings: Settings, *, alone: bool) -> Worker[WorkerContext]:
+    """The pm-preview worker: alone, it builds the resources itself; else the pipeline worker shares its own."""
+    return Worker(
         make_queue(core.redis, PREVIEW_QUEUE, sweep_s=settings.sweep_s),
         functions=[preview_job],
         concurrency=settings.preview_worker_concurrency,
+        startup=startup if alone else None,
+        shutdown=shutdown if alone else None,
         timers=worker_timers(settings.sweep_s),
     )
-    previews.SIGNALS = []  # the pipeline worker takes SIGTERM and stops this one
+
+
+async def _run_preview_worker(settings: Settings, core: Core) -> None:
+    worker = _preview_worker(core, settings, alone=True)
+    worker.context["settings"] = settings
+    log.info("preview worker starting (concurrency %d)", settings.preview_worker_concurrency)
+    await worker.start()
+
+
+async def _run_pipeline_worker(settings: Settings, core: Core, *, with_previews: bool) -> None:
+    previews = _preview_worker(core, settings, alone=False) if with_previews else None
+    if previews is not None:
+        previews.SIGNALS = []  # the pipeline worker takes SIGTERM and stops this one
 
     async def share_resources(ctx: WorkerContext) -> None:
         await startup(ctx)
-        previews.context["resources"] = ctx["resources"]
-        previews_task.append(asyncio.create_task(previews.start()))
+        if previews is not None:
+            previews.context["resources"] = ctx["resources"]
+            previews_task.append(asyncio.create_task(previews.start()))
 
     async def stop_previews_then_shutdown(ctx: WorkerContext) -> None:
-        while previews_task:
+        while previews_task and previews is not None:
             await previews.stop()
             await previews_task.pop()
         await shutdown(ctx)
@@ -239,13 +274,10 @@ async def run_worker(settings: Settings) -> None:
     worker.context["settings"] = settings
     previews_task: list[asyncio.Task[None]] = []
     log.info(
-        "pipeline worker starting (concurrency %d, previews %d)",
+        "pipeline worker starting (concurrency %d, previews %s)",
         settings.pipeline_concurrency,
-        settings.preview_worker_concurrency,
+        settings.preview_worker_concurrency if previews is not None else "elsewhere",
     )
-    try:
-        # SAQ installs its own SIGINT/SIGTERM handlers; start() returns once one arrives, after its
-        # shutdown hook, which stops the preview worker before the shared resources close.
-        await worker.start()
-    finally:
-        await core.close()
+    # SAQ installs its own SIGINT/SIGTERM handlers; start() returns once one arrives, after its
+    # shutdown hook, which stops the preview worker before the shared resources close.
+    await worker.start()

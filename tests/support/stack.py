@@ -16,7 +16,7 @@ import httpx
 
 from api.keys import create_api_key
 from devstack.anvil import AnvilProcess, free_port
-from devstack.local import RedisServer, ServiceProcesses, deploy_local_contract, service_env
+from devstack.local import RedisServer, ServiceProcesses, deployed_services
 
 # The inbound reward webhook source the tests sign events for.
 WEBHOOK_SOURCE = "game"
@@ -137,29 +137,14 @@ def running_stack(root: Path) -> Iterator[Stack]:
     (reconciler + webhook deliverer) and returns once the API is healthy, failing if any of
     them exits meanwhile.
     """
-    with RedisServer(root / "redis") as redis_server, AnvilProcess() as anvil:
-        address, chain_id = asyncio.run(deploy_local_contract(anvil.url))
-        env = service_env(
-            redis_url=redis_server.url,
-            rpc_url=anvil.url,
-            contract_address=address,
-            chain_id=chain_id,
+    with deployed_services(root, extra=STACK_ENV) as deployed:
+        yield Stack(
+            redis=deployed.redis,
+            anvil=deployed.anvil,
+            services=deployed.services,
+            contract_address=deployed.contract_address,
+            chain_id=deployed.chain_id,
+            api_key=asyncio.run(issue_api_key(deployed.redis.url, "tenant-a")),
             data_dir=root / "data",
-            extra=STACK_ENV,
+            env=deployed.env,
         )
-        services = ServiceProcesses(env, port=free_port(), log_dir=root / "logs")
-        try:
-            # Inside the try: a process that fails to start must not leave its siblings running.
-            services.start()
-            yield Stack(
-                redis=redis_server,
-                anvil=anvil,
-                services=services,
-                contract_address=address,
-                chain_id=chain_id,
-                api_key=asyncio.run(issue_api_key(redis_server.url, "tenant-a")),
-                data_dir=root / "data",
-                env=env,
-            )
-        finally:
-            services.stop()

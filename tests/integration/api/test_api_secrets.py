@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
-
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from api.siwe import SiweMessage
+from tests.support.siwe import siwe_text
 from tests.support.stack import WEBHOOK_SECRET, WEBHOOK_SOURCE, Stack
 from webhooks.signing import signature_headers
 
@@ -28,18 +25,7 @@ def test_no_secret_in_logs_or_responses(stack: Stack) -> None:
         revealed.append(client.get("/ready").text)
         revealed.append(client.get("/metrics").text)
         revealed.append(client.get("/schema/openapi.json").text)
-        nonce = client.get("/v1/auth/nonce").json()["nonce"]
-        now = datetime.now(UTC)
-        text = SiweMessage(
-            domain=urlsplit(stack.base_url).netloc,
-            address=wallet.address,
-            uri=stack.base_url,
-            version="1",
-            chain_id=stack.chain_id,
-            nonce=nonce,
-            issued_at=now,
-            expiration_time=now + timedelta(minutes=5),
-        ).to_text()
+        text = siwe_text(client, stack.base_url, stack.chain_id, wallet.address)
         signature = Account.sign_message(encode_defunct(text=text), wallet.key).signature.to_0x_hex()
         session = client.post("/v1/auth/siwe", json={"message": text, "signature": signature}).json()["token"]
         body = b'{"id": "evt-secrets", "type": "achievement.unlocked", "data": {"wallet": "0x12"}}'

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,8 +17,8 @@ import httpx
 import pytest
 from eth_account import Account
 
-from api.siwe import SiweMessage
 from devstack.anvil import free_port
+from tests.support.siwe import siwe_text
 from tests.support.stack import OPS_TOKEN, WEBHOOK_SECRET, WEBHOOK_SOURCE, Stack
 from webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signature_headers
 
@@ -101,18 +100,7 @@ def test_address_with_a_trailing_newline_is_refused(stack: Stack) -> None:
 def test_siwe_dates_at_the_edge_of_the_calendar_are_refused(stack: Stack, issued_at: str) -> None:
     wallet = Account.create()
     with stack.client(api_key="") as client:
-        nonce = client.get("/v1/auth/nonce").json()["nonce"]
-        now = datetime.now(UTC)
-        text = SiweMessage(
-            domain=urlsplit(stack.base_url).netloc,
-            address=wallet.address,
-            uri=stack.base_url,
-            version="1",
-            chain_id=stack.chain_id,
-            nonce=nonce,
-            issued_at=now,
-            expiration_time=now + timedelta(minutes=5),
-        ).to_text()
+        text = siwe_text(client, stack.base_url, stack.chain_id, wallet.address)
         lines = [f"Issued At: {issued_at}" if line.startswith("Issued At: ") else line for line in text.split("\n")]
         response = client.post("/v1/auth/siwe", json={"message": "\n".join(lines), "signature": "0x" + "00" * 65})
         assert_problem(response, 400, "invalid_siwe_message")

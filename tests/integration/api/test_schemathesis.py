@@ -64,7 +64,7 @@ def test_fuzz_every_operation(stack: Stack) -> None:
     # Its own API process (same Redis, same worker) with a tight per-recipient limit, so the few
     # mints that get through stay few.
     base_url = stack.spawn_api(
-        "api-fuzz", {"PERSONAMINT_RECIPIENT_RATE_PER_MIN": "2", "PERSONAMINT_RECIPIENT_BURST": "2"}
+        "api-fuzz", {"PERSONAMINT_RECIPIENT_RATE_PER_MIN": "1", "PERSONAMINT_RECIPIENT_BURST": "1"}
     )
     schema = schemathesis.openapi.from_url(f"{base_url}/schema/openapi.json")
     api_key = stack.new_key("tenant-fuzz", rate_per_min=10_000_000, burst=1_000_000)
