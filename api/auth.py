@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 
-from api.errors import ApiError
+from api.errors import ApiError, rate_limited
 from api.keys import KEY_PREFIX, SCOPES, SESSION_PREFIX, digest
 from api.redismux import RedisMux
 from jobs import lua
@@ -118,12 +118,11 @@ class Authenticator:
         )
         burst = int(result[5])
         if not decision.allowed:
-            raise ApiError(
-                429,
+            raise rate_limited(
                 "rate_limited",
                 "Too many requests for this credential; slow down.",
-                headers={"Retry-After": decision.retry_after_header, "RateLimit-Limit": str(burst)},
-                retry_after_s=round(decision.retry_after_s, 3),
+                decision,
+                headers={"RateLimit-Limit": str(burst)},
             )
         prefetched = None
         if len(result) > 6:

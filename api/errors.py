@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chain.errors import ChainError
+from jobs.ratelimit import Decision
 from observability.logging import redact, request_id_var
 from personalization.errors import PersonalizationError
 from render.errors import RenderError
@@ -50,6 +51,17 @@ class ApiError(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
+
+
+def rate_limited(code: str, detail: str, decision: Decision, *, headers: dict[str, str] | None = None) -> ApiError:
+    """A 429 for a spent rate limit: `Retry-After` in whole seconds, `retry_after_s` in the body."""
+    return ApiError(
+        429,
+        code,
+        detail,
+        headers={"Retry-After": decision.retry_after_header, **(headers or {})},
+        retry_after_s=round(decision.retry_after_s, 3),
+    )
 
 
 def problem(

@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from saq import Queue
 from saq.queue.base import JobError
 
-from api.errors import ApiError
+from api.errors import ApiError, rate_limited
 from api.schemas import ProfileView
 from jobs import lua
 from jobs.ids import derive_seed
@@ -84,12 +84,10 @@ class PreviewService:
         """Charge the tenant's budget of uncached history scans; 429 when it is spent."""
         decision = await self.deps.limiter.hit((history_scan_bucket(tenant), self.deps.scan_limit))
         if not decision.allowed:
-            raise ApiError(
-                429,
+            raise rate_limited(
                 "history_scan_rate_limited",
                 "too many profiles of new wallets for this tenant; retry later (cached ones are free)",
-                headers={"Retry-After": decision.retry_after_header},
-                retry_after_s=round(decision.retry_after_s, 3),
+                decision,
             )
 
     @contextlib.asynccontextmanager

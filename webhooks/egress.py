@@ -54,7 +54,7 @@ METADATA_HOSTS = frozenset(
 PRIVATE_SUFFIXES = (".internal", ".cluster.local", ".svc")
 # The NAT64 well-known prefix: the low 32 bits are an IPv4 address.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_LEGACY_IPV4 = re.compile(r"^[0-9a-fA-FxX.]+$")
+_LEGACY_IPV4 = re.compile(r"[0-9a-fA-FxX.]+")  # with fullmatch: `$` would pass a trailing newline
 
 
 class EgressRefused(ValueError):
@@ -74,7 +74,7 @@ def literal_address(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host)
     except ValueError:
         pass
-    if _LEGACY_IPV4.match(host) and not host.endswith("."):
+    if _LEGACY_IPV4.fullmatch(host) and not host.endswith("."):
         try:  # decimal, hex, octal and short forms, as the C resolver (and so most clients) reads them
             return ipaddress.IPv4Address(socket.inet_aton(host))
         except OSError:

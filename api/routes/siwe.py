@@ -8,7 +8,7 @@ from litestar import Request, get, post
 from litestar.params import JSONBody
 
 from api.client_address import client_address, limit_bucket
-from api.errors import ApiError
+from api.errors import rate_limited
 from api.routes.common import IdempotencyKeyHeader, json_body_only, problem_responses
 from api.schemas import (
     Nonce,
@@ -34,13 +34,7 @@ async def siwe_nonce(request: Request[Any, Any, Any]) -> Nonce:
     limit = Limit.per_minute(settings.siwe_nonce_rate_per_min, settings.siwe_nonce_burst)
     decision = await state.limiter.hit((f"siwe-nonce:{limit_bucket(address)}", limit))
     if not decision.allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "Too many sign-in nonces for this client address; slow down.",
-            headers={"Retry-After": decision.retry_after_header},
-            retry_after_s=round(decision.retry_after_s, 3),
-        )
+        raise rate_limited("rate_limited", "Too many sign-in nonces for this client address; slow down.", decision)
     siwe = state.siwe
     nonce, expires_at = await siwe.new_nonce()
     return Nonce(

@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, QueryParameter
 
 from api.auth import Caller, caller_of
-from api.errors import ApiError
+from api.errors import ApiError, rate_limited
 from api.inbound import INBOUND_DEDUP_TTL_S, parse_inbound, verify_signature
 from api.routes.common import (
     DELIVERY_ID_MAX,
@@ -64,12 +64,7 @@ async def inbound_webhook(request: Request[Any, Any, Any], source: FromPath[str]
     decision = await state.limiter.hit((f"source:{source}", state.key_limit))
     if not decision.allowed:
         metrics.rate_limited.labels("source").inc()
-        raise ApiError(
-            429,
-            "rate_limited",
-            "too many events from this source",
-            headers={"Retry-After": decision.retry_after_header},
-        )
+        raise rate_limited("rate_limited", "too many events from this source", decision)
     event = parse_inbound(config, body)
     if not event.mapped:
         metrics.webhooks_in.labels(source, "ignored").inc()
