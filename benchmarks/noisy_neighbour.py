@@ -44,7 +44,9 @@ from eth_account import Account
 GOAL_RATIO = 1.20
 STREAMS_TRIED = 24  # more than the per-key cap (16), so the cap is exercised
 PREVIEW_LOOPS = 8
-SLOW_ENDPOINT_DELAY_S = 30.0  # longer than the delivery timeout: every attempt times out
+SLOW_ENDPOINT_DELAY_S = 30.0
+# What A does; `--noise` picks some, to see which one costs B what.
+NOISE_PARTS = frozenset({"streams", "previews", "mints"})  # longer than the delivery timeout: every attempt times out
 
 ENV = {
     "PERSONAMINT_WEBHOOK_TIMEOUT_S": "5",
@@ -168,9 +170,10 @@ def _client(base_url: str, key: str, connections: int) -> httpx.AsyncClient:
 class Noise:
     """Tenant A through the API: streams, previews, its own mints (whose webhooks hit its slow endpoint)."""
 
-    def __init__(self, base_url: str, key: str) -> None:
+    def __init__(self, base_url: str, key: str, parts: frozenset[str] = NOISE_PARTS) -> None:
         self.base_url = base_url
         self.key = key
+        self.parts = parts
         self.seen: Counter[str] = Counter()
         self.jobs: list[str] = []
         self.open_streams = 0
@@ -181,9 +184,9 @@ class Noise:
         async with _client(self.base_url, self.key, STREAMS_TRIED + PREVIEW_LOOPS + 2) as client:
             await self._mint(client)  # a job to follow before the streams start
             await asyncio.gather(
-                self._mints(client),
-                *(self._stream(client) for _ in range(STREAMS_TRIED)),
-                *(self._previews(client) for _ in range(PREVIEW_LOOPS)),
+                *([self._mints(client)] if "mints" in self.parts else []),
+                *(self._stream(client) for _ in range(STREAMS_TRIED if "streams" in self.parts else 0)),
+                *(self._previews(client) for _ in range(PREVIEW_LOOPS if "previews" in self.parts else 0)),
             )
 
     def stop(self) -> None:
@@ -249,10 +252,10 @@ class Noise:
                 self.seen[f"preview {type(exc).__name__}"] += 1
 
 
-def _noise_process(base_url: str, key: str, stop: Any, results: Any) -> None:
+def _noise_process(base_url: str, key: str, parts: frozenset[str], stop: Any, results: Any) -> None:
     """Tenant A's client (a child process at niceness 19) until `stop` is set; sends back what it saw."""
     os.nice(19)
-    noise = Noise(base_url, key)
+    noise = Noise(base_url, key, parts)
 
     async def run() -> None:
         task = asyncio.create_task(noise.run())
@@ -299,7 +302,7 @@ def _pool(runs: list[Run]) -> Run:
 
 
 async def benchmark(
-    base_url: str, redis_url: str, mints: int, concurrency: int, rounds: int
+    base_url: str, redis_url: str, mints: int, concurrency: int, rounds: int, parts: frozenset[str] = NOISE_PARTS
 ) -> tuple[Run, Run, Noise, int]:
     from redis.asyncio import Redis
 
@@ -317,7 +320,7 @@ async def benchmark(
         alone_runs, with_a_runs, noise = [], [], Noise(base_url, key_a)
         for _ in range(rounds):  # interleaved, so drift over the run falls on both sides
             alone_runs.append(await measure_b(base_url, key_b, mints, concurrency, prompt))
-            with_a, seen, held = await _with_noise(base_url, key_a, key_b, mints, concurrency, prompt, redis)
+            with_a, seen, held = await _with_noise(base_url, key_a, key_b, mints, concurrency, prompt, redis, parts)
             with_a_runs.append(with_a)
             noise.seen.update(seen)
             noise.most_open_streams = max(noise.most_open_streams, held)
@@ -329,7 +332,14 @@ async def benchmark(
 
 
 async def _with_noise(
-    base_url: str, key_a: str, key_b: str, mints: int, concurrency: int, prompt: Receiver, redis: Any
+    base_url: str,
+    key_a: str,
+    key_b: str,
+    mints: int,
+    concurrency: int,
+    prompt: Receiver,
+    redis: Any,
+    parts: frozenset[str],
 ) -> tuple[Run, Counter[str], int]:
     """B's mints while tenant A runs; returns B's run, A's answers and the most streams held at once."""
     # A's client runs in a process of its own at the lowest CPU priority: on this one machine it
@@ -337,7 +347,7 @@ async def _with_noise(
     # taken from the service's processes (B's client keeps normal priority: it is measured).
     context = multiprocessing.get_context("spawn")
     stop, results = context.Event(), context.Queue()
-    noisy = context.Process(target=_noise_process, args=(base_url, key_a, stop, results), daemon=True)
+    noisy = context.Process(target=_noise_process, args=(base_url, key_a, parts, stop, results), daemon=True)
     noisy.start()
     sampling = asyncio.Event()
     held = asyncio.create_task(_most_streams_held(redis, sampling))
@@ -399,16 +409,26 @@ def main(argv: list[str] | None = None) -> int:
         help="alone / with-A pairs, interleaved, samples pooled (rounds after the first: A's slow "
         "deliveries still retry during B's 'alone' run)",
     )
+    parser.add_argument(
+        "--noise",
+        default=",".join(sorted(NOISE_PARTS)),
+        help="what tenant A does, comma-separated among mints, previews, streams (default: all; its "
+        "slow webhook endpoint gets its mints' status webhooks)",
+    )
     options = parser.parse_args(argv)
+    parts = frozenset(part for part in options.noise.split(",") if part)
+    if not parts <= NOISE_PARTS:
+        parser.error(f"--noise takes {', '.join(sorted(NOISE_PARTS))}")
     mints = options.mints or (20 if options.quick else 150)
     if options.quick:
         options.rounds = 1
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pm-noisy-") as tmp, local_service(Path(tmp)) as (base_url, redis_url):
         alone, with_a, noise, slow_requests = asyncio.run(
-            benchmark(base_url, redis_url, mints, options.concurrency, options.rounds)
+            benchmark(base_url, redis_url, mints, options.concurrency, options.rounds, parts)
         )
     print(f"noisy neighbour against a local stack ({time.monotonic() - started:.0f} s in all)")
+    print(f"tenant A: {', '.join(sorted(parts))}")
     print(report(alone, with_a, noise, slow_requests, mints, options.concurrency))
     return 0
 

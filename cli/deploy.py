@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -348,4 +349,17 @@ async def _contract_uri(settings: Settings, config: CollectionConfig) -> str:
         cid = await pinner.pin(document, content_type="application/json", name=f"{config.id}-contract.json")
     finally:
         await aclose_pinner(pinner)
+    if settings.redis_url:  # so every API host's gateway reads it through, not only this machine's
+        from redis.asyncio import Redis
+        from redis.exceptions import RedisError
+
+        from jobs.pinned import PinnedRegistry
+
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            await PinnedRegistry(redis).add(cid)
+        except RedisError as exc:  # the document is pinned; only other hosts' read-through waits for this
+            print(f"deploy: could not record {cid} as pinned in Redis ({type(exc).__name__})", file=sys.stderr)
+        finally:
+            await redis.aclose()
     return f"ipfs://{cid}"

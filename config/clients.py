@@ -9,8 +9,11 @@ from saq import Queue
 
 from config.collections import load_collection_configs
 from config.settings import Settings
+from ipfs.pinning import Pinner
 from ipfs.pinning.local import LocalStore
+from ipfs.pinning.redundant import aclose_pinner, build_pinner
 from jobs.fairshare import FairShare
+from jobs.pinned import PinnedRegistry, RecordingPinner
 from jobs.queues import MINT_QUEUE, PIPELINE_QUEUE, PREVIEW_QUEUE, enqueue_pipeline, make_queue
 from jobs.store import JobStore
 from personalization.style import StyleDNA
@@ -55,6 +58,10 @@ class Core:
     preview_queue: Queue
     # Each tenant's share of the pipeline queue: the way every pipeline job gets into it.
     fair: FairShare
+    # The CIDs this deployment pinned, and the pinner every process pins and reads through: this
+    # process's local store plus the configured remote pinners (which every machine reaches).
+    pinned: PinnedRegistry
+    pinner: Pinner
 
     @classmethod
     def create(cls, settings: Settings, *, client_name: str | None = None) -> Core:
@@ -63,6 +70,11 @@ class Core:
         redis = bounded_redis(settings, client_name=client_name)
         configs = load_collection_configs(settings.collections_dir)
         pipeline_queue = make_queue(redis, PIPELINE_QUEUE, sweep_s=settings.sweep_s)
+        store = LocalStore(settings.ipfs_dir)
+        pinned = PinnedRegistry(redis)
+        pinner = build_pinner(
+            settings.pinner_configs(), local=store, policy=settings.pin_policy, wait=settings.pin_wait_policy()
+        )
         return cls(
             settings=settings,
             redis=redis,
@@ -70,7 +82,7 @@ class Core:
             pipeline_queue=pipeline_queue,
             mint_queue=make_queue(redis, MINT_QUEUE, sweep_s=settings.sweep_s),
             collections={collection_id: config.style_dna for collection_id, config in configs.items()},
-            store=LocalStore(settings.ipfs_dir),
+            store=store,
             wallet_caps={
                 **{collection_id: config.deployment.per_wallet_cap for collection_id, config in configs.items()},
                 **settings.wallet_caps,
@@ -89,7 +101,10 @@ class Core:
                 per_tenant=settings.tenant_pipeline_in_flight,
                 enqueue=lambda job_id: enqueue_pipeline(pipeline_queue, settings, job_id),
             ),
+            pinned=pinned,
+            pinner=RecordingPinner(pinner, pinned),
         )
 
     async def close(self) -> None:
+        await aclose_pinner(self.pinner)
         await self.redis.aclose()

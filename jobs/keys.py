@@ -250,6 +250,13 @@ def minter_health_key(chain_id: int, signer: str) -> str:
     return f"{_MINTER_HEALTH_PREFIX}{chain_id}:{signer}"
 
 
+# --- content ---
+
+# Every CID this deployment pinned (a set): the gateway reads through to the remote pinners only for
+# these, and answers any other CID 404 at once. About 2 members per token; never expires (tokens don't).
+PINNED_CIDS_KEY = "pm:pinned"
+
+
 # --- caches ---
 
 

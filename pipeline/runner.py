@@ -8,8 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ipfs.pinning import CIDMismatch, Pinner
-from ipfs.pinning.local import LocalStore
+from ipfs.pinning import Pinner
 from jobs.model import Job, PinStage, RenderStage, Stage, StageOutput
 from jobs.store import JobStore
 from personalization.cache import CachedHistory
@@ -19,7 +18,7 @@ from personalization.registry import ContractRegistry
 from personalization.style import StyleDNA
 from pipeline.provenance import metadata_bytes, token_metadata
 from render.errors import RenderError
-from render.renderer import Renderer
+from render.renderer import Rendered, Renderer
 from render.renderer.procedural import ProceduralRenderer
 
 log = logging.getLogger("personamint.pipeline")
@@ -58,8 +57,7 @@ class PipelineDeps:
     jobs: JobStore
     personalizer: Personalizer
     collections: dict[str, StyleDNA]
-    pinner: Pinner
-    store: LocalStore
+    pinner: Pinner  # this machine's store + the remote pinners: where stage outputs travel between machines
     renderer: Renderer = field(default_factory=ProceduralRenderer)
     on_stage: Callable[[str, float], None] | None = None  # (stage, seconds) as each one completes
 
@@ -80,6 +78,7 @@ class Pipeline:
         seconds = time.perf_counter() - started
         await self.deps.jobs.save_stage(job.id, output, seconds)
         job.record(output, seconds)
+        log.info("job %s: stage %s done in %.3f s", job.id, stage, seconds)
         if self.deps.on_stage is not None:
             self.deps.on_stage(stage, seconds)
         return output
@@ -100,39 +99,22 @@ class Pipeline:
 
         async def render_stage() -> RenderStage:
             rendered = await self.deps.renderer.render(dna, orchestration.params, job.seed)
-            result = rendered.result
-            # The bytes go into the local content-addressed store at once: a crash after this
-            # point resumes from the CID and never re-renders (diffusion is not bit-exact).
-            image_cid = await self.deps.store.pin(result.png, content_type="image/png")
-            return RenderStage(
-                image_cid=image_cid,
-                renderer=result.renderer,
-                renderer_version=result.renderer_version,
-                seed=result.seed,
-                attempts=result.attempts,
-                width=result.width,
-                height=result.height,
-                file_sha256=result.file_sha256,
-                pixel_sha256=result.pixel_sha256,
-                synth_seconds=result.synth_seconds,
-                encode_seconds=result.encode_seconds,
-                diffusion=dict(rendered.provenance) if rendered.provenance else None,
-            )
+            # The bytes go to the deployment's pinners at once (this machine's store and the remote
+            # ones every machine reaches): a crash after this point resumes from the CID on any
+            # worker, and never re-renders while the bytes can be found (diffusion is not bit-exact).
+            image_cid = await self.deps.pinner.pin(rendered.result.png, content_type="image/png")
+            return render_stage_of(rendered, image_cid)
 
         render = await self._stage(job, Stage.RENDER, job.render, render_stage)
 
         async def pin_stage() -> PinStage:
-            stored = await self.deps.store.get(render.image_cid)
-            if stored is None:
-                raise RenderError(f"rendered image {render.image_cid} is missing from the local store")
-            image_cid = await self.deps.pinner.pin(stored.data, content_type="image/png")
-            if image_cid != render.image_cid:
-                raise CIDMismatch(render.image_cid, image_cid)
+            pinned = await self._image_pinned(job, dna, orchestration, render)
+            image_cid = pinned.image_cid
             metadata = token_metadata(
                 dna=dna,
                 profile=profile,
                 orchestration=orchestration,
-                render=render,
+                render=pinned,
                 image_cid=image_cid,
                 edition=job.edition,
                 base_seed=job.seed,
@@ -149,3 +131,53 @@ class Pipeline:
 
         await self._stage(job, Stage.PIN, job.pin, pin_stage)
         return job
+
+    async def _image_pinned(
+        self, job: Job, dna: StyleDNA, orchestration: Orchestration, render: RenderStage
+    ) -> RenderStage:
+        """The render stage, once its image's bytes are found in the deployment's pinners.
+
+        Normally they are on this machine already or on a remote pinner (read through and
+        checked against the CID). When no pinner has them (a worker with its own disk died
+        after rendering, and no remote pinner is configured), the image is rendered again: it
+        must have the recorded pixels, and is pinned again (the file's CID can differ if
+        another zlib encoded it; the new render stage is saved then).
+        """
+        if await self.deps.pinner.get(render.image_cid) is not None:
+            return render
+        log.warning("job %s: rendered image %s not found in any pinner; rendering it again", job.id, render.image_cid)
+        started = time.perf_counter()
+        rendered = await self.deps.renderer.render(dna, orchestration.params, job.seed)
+        if rendered.result.pixel_sha256 != render.pixel_sha256:
+            raise RenderError(
+                f"rendering job {job.id} again gave other pixels ({rendered.result.pixel_sha256[:12]}… "
+                f"instead of {render.pixel_sha256[:12]}…); renderer {rendered.result.renderer} "
+                f"{rendered.result.renderer_version} (recorded {render.renderer} {render.renderer_version})"
+            )
+        image_cid = await self.deps.pinner.pin(rendered.result.png, content_type="image/png")
+        if image_cid == render.image_cid:
+            return render
+        again = render_stage_of(rendered, image_cid)
+        seconds = time.perf_counter() - started
+        await self.deps.jobs.save_stage(job.id, again, seconds)
+        job.record(again, seconds)
+        return again
+
+
+def render_stage_of(rendered: Rendered, image_cid: str) -> RenderStage:
+    """The render stage's record of an accepted image pinned under `image_cid`."""
+    result = rendered.result
+    return RenderStage(
+        image_cid=image_cid,
+        renderer=result.renderer,
+        renderer_version=result.renderer_version,
+        seed=result.seed,
+        attempts=result.attempts,
+        width=result.width,
+        height=result.height,
+        file_sha256=result.file_sha256,
+        pixel_sha256=result.pixel_sha256,
+        synth_seconds=result.synth_seconds,
+        encode_seconds=result.encode_seconds,
+        diffusion=dict(rendered.provenance) if rendered.provenance else None,
+    )

@@ -23,7 +23,6 @@ from config.chain_check import refuse_wrong_chains
 from config.clients import Core
 from config.settings import Settings
 from ipfs.pinning import CIDMismatch, Pinner, PinningRejected
-from ipfs.pinning.redundant import aclose_pinner, build_pinner
 from jobs.errors import job_error
 from jobs.keys import preview_image_key
 from jobs.model import JobStatus
@@ -63,7 +62,6 @@ class WorkerResources:
             self.stop_metrics()
         await self.personalizer.aclose()
         await self.renderer.aclose()
-        await aclose_pinner(self.pinner)
         await self.rpc.aclose()
         await self.core.close()
 
@@ -148,9 +146,7 @@ async def startup(ctx: WorkerContext) -> None:
     core = Core.create(settings)
     assert settings.rpc_url is not None, "PERSONAMINT_RPC_URL is not set"
     rpc = history_rpc(settings.rpc_url)
-    pinner = build_pinner(
-        settings.pinner_configs(), local=core.store, policy=settings.pin_policy, wait=settings.pin_wait_policy()
-    )
+    pinner = core.pinner
     renderer = await renderer_from_settings(settings, core.collections)
     metrics = WorkerMetrics()
     stop_metrics = None
@@ -163,7 +159,6 @@ async def startup(ctx: WorkerContext) -> None:
             personalizer=personalizer,
             collections=core.collections,
             pinner=pinner,
-            store=core.store,
             renderer=renderer,
             on_stage=metrics.observe_stage,
         )
