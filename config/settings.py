@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     sse_streams_per_credential: int = Field(
         16, ge=1, le=1024, description="Concurrent SSE streams one API key or SIWE session may hold open."
     )
+    sse_stream_opens_per_min: int = Field(
+        120,
+        ge=1,
+        description="SSE streams one API key or SIWE session may open per minute (a reconnect storm is "
+        "refused with 429 stream_rate_limited; follow many jobs through webhooks instead).",
+    )
+    sse_stream_open_burst: int = Field(32, ge=1, description="SSE streams a credential may open in a burst.")
     sse_keepalive_s: float = Field(
         4.0, gt=0, le=300, description="Seconds between SSE keep-alive comments on an idle stream."
     )
@@ -247,6 +254,11 @@ class Settings(BaseSettings):
         ge=0,
         le=19,
         description="CPU niceness a worker process takes at start-up: a preview-only worker at 10 yields to mints.",
+    )
+    worker_idle_cpu: bool = Field(
+        False,
+        description="Run the worker under Linux's SCHED_IDLE policy: CPU only when nothing else wants it "
+        "(serve's previewer does; ignored where the platform has no SCHED_IDLE).",
     )
     preview_worker_concurrency: int = Field(
         2, ge=1, le=64, description="Previews a worker renders at once, on pm-preview, apart from its mint slots."

@@ -153,7 +153,11 @@ async def deploy_local_contract(rpc_url: str, state_file: Path | None = None) ->
 
 # What `serve` runs its pipeline workers and its preview worker with (PERSONAMINT_WORKER_QUEUES, _NICE).
 PIPELINE_WORKER_ENV = {"PERSONAMINT_WORKER_QUEUES": '["pipeline"]'}
-PREVIEW_WORKER_ENV = {"PERSONAMINT_WORKER_QUEUES": '["preview"]', "PERSONAMINT_WORKER_NICE": "10"}
+PREVIEW_WORKER_ENV = {
+    "PERSONAMINT_WORKER_QUEUES": '["preview"]',
+    "PERSONAMINT_WORKER_NICE": "10",
+    "PERSONAMINT_WORKER_IDLE_CPU": "true",
+}
 
 
 class ServiceProcesses:

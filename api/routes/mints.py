@@ -11,7 +11,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.auth import Caller, caller_of, prefetched_of
-from api.errors import ApiError
+from api.errors import ApiError, rate_limited
 from api.events import job_events, parse_last_event_id
 from api.routes.common import (
     JOB_ID_MAX,
@@ -34,6 +34,7 @@ from api.validation import parse_idempotency_key
 from config.clients import Core
 from jobs.codec import decode_job
 from jobs.model import Job
+from jobs.ratelimit import Limit
 from personalization.profile import WalletProfile
 from personalization.style import StyleParams
 
@@ -155,6 +156,17 @@ async def mint_events(
     await owned_job(state.core, caller, job_id)
     metrics = state.metrics
     redis = state.core.redis
+    settings = state.core.settings
+    # Opening a stream costs the API far more than a status read (lease, replay, the hub's
+    # subscription): a credential's opens are rate limited on their own, so a client that
+    # reconnects at once, again and again, cannot take the API's CPU from other tenants.
+    opens = Limit.per_minute(settings.sse_stream_opens_per_min, settings.sse_stream_open_burst)
+    decision = await state.limiter.hit((f"sse-open:{caller.tenant}:{caller.key_id}", opens))
+    if not decision.allowed:
+        metrics.rate_limited.labels("stream").inc()
+        raise rate_limited(
+            "stream_rate_limited", "too many event streams opened by this credential; slow down", decision
+        )
     leases = state.stream_leases
     lease = await leases.acquire(caller.tenant, caller.key_id)
     if lease is None:

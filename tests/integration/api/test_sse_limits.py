@@ -122,6 +122,29 @@ def test_a_credential_holds_at_most_16_streams_and_others_are_not_affected(quiet
             time.sleep(0.1)
 
 
+def test_a_reconnect_storm_is_rate_limited_per_credential(quiet: QuietApi) -> None:
+    # A stream on an ended job closes at once; a client that reopens it again and again spends its
+    # credential's stream opens (burst 32, then 2 a second), not the API's CPU. Others stream on.
+    with quiet.client(quiet.key("sse-storm")) as storm, quiet.client(quiet.key("sse-calm")) as calm:
+        job = quiet.mint(storm)
+        _end(quiet.redis_url, job)
+        answers = []
+        for _ in range(40):
+            with storm.stream("GET", f"/v1/mints/{job}/events") as response:
+                response.read()
+                answers.append(response)
+        codes = [response.status_code for response in answers]
+        assert codes[:32] == [200] * 32, codes
+        refused = [response for response in answers if response.status_code == 429]
+        assert len(refused) >= 6, codes
+        assert refused[0].json()["code"] == "stream_rate_limited"
+        assert float(refused[0].json()["retry_after_s"]) > 0
+        assert int(refused[0].headers["retry-after"]) >= 1
+        other_job = quiet.mint(calm)
+        with calm.stream("GET", f"/v1/mints/{other_job}/events") as response:
+            assert response.status_code == 200
+
+
 def test_leases_of_a_crashed_process_lapse(quiet: QuietApi) -> None:
     """A process that died holding 16 streams of a key (their leases unrefreshed, so past) blocks no one."""
     key_id, api_key = quiet.key_with_id("sse-crashed")
