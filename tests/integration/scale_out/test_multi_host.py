@@ -35,7 +35,7 @@ from ipfs.cid import cid_for_bytes
 from tests.support.job_records import describe, statuses
 from tests.support.minting import ChainView
 from tests.support.pinning_servers import FakeKubo
-from tests.support.stack import STACK_ENV
+from tests.support.stack import STACK_ENV, wait_healthy
 
 JOBS = 50
 # Worker 1 dies right after these stages, in this order (a restart after each).
@@ -95,7 +95,7 @@ def test_multi_host_separate_disks_and_kills(tmp_path: Path) -> None:
         try:
             for name, (command, own) in hosts.items():
                 services.spawn(name, command, {**own, "PERSONAMINT_DATA_DIR": str(tmp_path / name)})
-            _wait_healthy(services)
+            wait_healthy(services.base_url, services.processes["api"], services.log_dir / "api.log")
             key = asyncio.run(new_api_key(redis_server.url, "studio"))
             killer = Killer(services, "worker-1")
             killer.start()
@@ -148,20 +148,6 @@ def test_multi_host_separate_disks_and_kills(tmp_path: Path) -> None:
                 assert len(kubo.calls("/api/v0/cat")) == asked
         finally:
             services.stop()
-
-
-def _wait_healthy(services: ServiceProcesses, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for name, process in services.processes.items():
-            assert process.poll() is None, (services.log_dir / f"{name}.log").read_text()[-2000:]
-        try:
-            if httpx.get(f"{services.base_url}/health", timeout=1, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the API did not become healthy")
 
 
 def _assert_once_on_chain(rpc_url: str, address: str, jobs: list[dict[str, object]]) -> None:
