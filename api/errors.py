@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chain.errors import ChainError
@@ -177,6 +178,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: http_exception_handler,
     RedisConnectionError: unavailable_handler,
     RedisTimeoutError: unavailable_handler,
+    # A write that reached a primary just demoted by a failover (one-node URLs; Sentinel ones reconnect).
+    RedisReadOnlyError: unavailable_handler,
     **dict.fromkeys(LIBRARY_ROOTS, library_error_handler),
     Exception: internal_error_handler,
 }

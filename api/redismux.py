@@ -25,9 +25,12 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 from redis._parsers.base import BaseParser
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from config.redis_urls import SentinelTarget, is_sentinel_url, parse_sentinel_url, sentinel_manager
 
 
 class _Protocol(asyncio.Protocol):
@@ -57,7 +60,14 @@ class _Protocol(asyncio.Protocol):
             future = pending.popleft()
             if not future.done():
                 if isinstance(reply, ResponseError):
-                    future.set_exception(_response_error(reply))
+                    error = _response_error(reply)
+                    if isinstance(error, ReadOnlyError):
+                        # The primary was demoted (a failover): this connection is done; the next
+                        # command reconnects to the new one (the sentinels say where).
+                        future.set_exception(RedisConnectionError("the Redis primary is now a replica"))
+                        self._break(RedisConnectionError("the Redis primary is now a replica"))
+                        return
+                    future.set_exception(error)
                 else:
                     future.set_result(reply)
 
@@ -92,6 +102,11 @@ class RedisMux:
     """`await mux.execute("GET", key)`; `await mux.eval_script(script, keys, args)` (EVALSHA, loads once)."""
 
     def __init__(self, url: str, *, timeout_s: float = 5.0, connect_timeout_s: float = 5.0) -> None:
+        self._sentinel: SentinelTarget | None = None
+        if is_sentinel_url(url):
+            # The primary's address comes from the sentinels at each connect (a failover moves it).
+            self._sentinel = parse_sentinel_url(url)
+            url = f"{'rediss' if self._sentinel.ssl else 'redis'}://primary/{self._sentinel.db}"
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"unsupported Redis URL scheme {parts.scheme!r}")
@@ -106,16 +121,21 @@ class RedisMux:
         self._db = int(db or query.get("db") or 0)
         if parts.scheme == "unix" and query.get("password"):
             self._password = query["password"]
+        if self._sentinel is not None:
+            self._username, self._password = self._sentinel.username, self._sentinel.password
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Task[_Protocol] | None = None
         self._shas: dict[str, str] = {}
+        self._sentinels: Sentinel | None = None
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout_s):
+                if self._sentinel is not None:
+                    self._host, self._port = await self._primary()
                 if self._scheme == "unix":
                     _, protocol = await loop.create_unix_connection(_Protocol, self._path)
                 else:
@@ -136,6 +156,14 @@ class RedisMux:
                 protocol.transport.close()
             raise
         return protocol
+
+    async def _primary(self) -> tuple[str, int]:
+        """The sentinels' current primary (RedisConnectionError when none names one)."""
+        assert self._sentinel is not None
+        if self._sentinels is None:
+            self._sentinels = sentinel_manager(self._sentinel)
+        host, port = await self._sentinels.discover_master(self._sentinel.service)
+        return str(host), int(port)
 
     async def _ready(self) -> _Protocol:
         protocol = self._protocol
@@ -186,3 +214,6 @@ class RedisMux:
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.close()
         self._protocol = None
+        if self._sentinels is not None:
+            await self._sentinels.aclose()
+            self._sentinels = None

@@ -27,6 +27,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from config.redis_urls import redis_client
 from jobs import lua
 from jobs.keys import stream_leases_key, stream_wake_key
 
@@ -74,7 +75,7 @@ class StreamHub:
 
     @classmethod
     def from_url(cls, redis_url: str, waker: Redis, *, client_name: str | None = None) -> StreamHub:
-        reader = Redis.from_url(
+        reader = redis_client(
             redis_url,
             single_connection_client=True,
             socket_timeout=READER_SOCKET_TIMEOUT_S,

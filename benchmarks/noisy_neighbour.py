@@ -12,7 +12,11 @@ again while tenant A, through the API only:
 - floods previews of new wallets (bounded by its in-flight previews and history-scan budget);
 - has a slow webhook endpoint (it answers after the delivery timeout) that its own mints'
   status webhooks keep retrying against;
-- mints a trickle of its own, so its streams follow live jobs.
+- mints a trickle of its own (one every `--a-mint-every` s, 10 by default), so its streams follow live
+  jobs and its slow endpoint has deliveries to fail: the issue's A does streams, previews and slow
+  endpoints; A minting at its full share is `--a-mint-every 1` (then B shares 2 cores with A's pipeline work).
+A's client honours `Retry-After` on a 429, as a client within its limits does (a client that ignores it
+is refused on the API's cheapest path; a reverse proxy drops it in production: docs/security.md).
 It prints B's accept p50/p99, time to confirmed and webhook lag for both runs side by side with
 the ratio (goal: B with A within 20 % of B alone), and what A got and was refused.
 """
@@ -170,10 +174,13 @@ def _client(base_url: str, key: str, connections: int) -> httpx.AsyncClient:
 class Noise:
     """Tenant A through the API: streams, previews, its own mints (whose webhooks hit its slow endpoint)."""
 
-    def __init__(self, base_url: str, key: str, parts: frozenset[str] = NOISE_PARTS) -> None:
+    def __init__(
+        self, base_url: str, key: str, parts: frozenset[str] = NOISE_PARTS, mint_every_s: float = 10.0
+    ) -> None:
         self.base_url = base_url
         self.key = key
         self.parts = parts
+        self.mint_every_s = mint_every_s
         self.seen: Counter[str] = Counter()
         self.jobs: list[str] = []
         self.open_streams = 0
@@ -196,6 +203,14 @@ class Noise:
         code = "" if response.status_code < 400 else f" {response.json().get('code')}"
         self.seen[f"{what} {response.status_code}{code}"] += 1
 
+    @staticmethod
+    def _retry_after(response: httpx.Response, default: float) -> float:
+        """The wait a 429 asks for (`Retry-After`, seconds), between 0.1 and 5 s."""
+        try:
+            return min(5.0, max(0.1, float(response.headers.get("retry-after", default))))
+        except ValueError:
+            return default
+
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
@@ -209,7 +224,7 @@ class Noise:
     async def _mints(self, client: httpx.AsyncClient) -> None:
         while not self._stop.is_set():
             await self._mint(client)
-            await self._pause(1.0)
+            await self._pause(self.mint_every_s)
 
     async def _stream(self, client: httpx.AsyncClient) -> None:
         while not self._stop.is_set():
@@ -219,7 +234,7 @@ class Noise:
                     if response.status_code != 200:
                         await response.aread()
                         self._note("stream", response)
-                        await self._pause(0.5)
+                        await self._pause(self._retry_after(response, 0.5))
                         continue
                     self.seen["stream 200"] += 1
                     self.open_streams += 1
@@ -247,15 +262,17 @@ class Noise:
                 response = await client.post("/v1/previews", json={"recipient": Account.create().address})
                 self._note("preview", response)
                 if response.status_code == 429:
-                    await self._pause(0.1)
+                    await self._pause(self._retry_after(response, 0.1))
             except httpx.HTTPError as exc:
                 self.seen[f"preview {type(exc).__name__}"] += 1
 
 
-def _noise_process(base_url: str, key: str, parts: frozenset[str], stop: Any, results: Any) -> None:
+def _noise_process(
+    base_url: str, key: str, parts: frozenset[str], mint_every_s: float, stop: Any, results: Any
+) -> None:
     """Tenant A's client (a child process at niceness 19) until `stop` is set; sends back what it saw."""
     os.nice(19)
-    noise = Noise(base_url, key, parts)
+    noise = Noise(base_url, key, parts, mint_every_s)
 
     async def run() -> None:
         task = asyncio.create_task(noise.run())
@@ -302,7 +319,13 @@ def _pool(runs: list[Run]) -> Run:
 
 
 async def benchmark(
-    base_url: str, redis_url: str, mints: int, concurrency: int, rounds: int, parts: frozenset[str] = NOISE_PARTS
+    base_url: str,
+    redis_url: str,
+    mints: int,
+    concurrency: int,
+    rounds: int,
+    parts: frozenset[str] = NOISE_PARTS,
+    a_mint_every_s: float = 10.0,
 ) -> tuple[Run, Run, Noise, int]:
     from redis.asyncio import Redis
 
@@ -320,7 +343,9 @@ async def benchmark(
         alone_runs, with_a_runs, noise = [], [], Noise(base_url, key_a)
         for _ in range(rounds):  # interleaved, so drift over the run falls on both sides
             alone_runs.append(await measure_b(base_url, key_b, mints, concurrency, prompt))
-            with_a, seen, held = await _with_noise(base_url, key_a, key_b, mints, concurrency, prompt, redis, parts)
+            with_a, seen, held = await _with_noise(
+                base_url, key_a, key_b, mints, concurrency, prompt, redis, parts, a_mint_every_s
+            )
             with_a_runs.append(with_a)
             noise.seen.update(seen)
             noise.most_open_streams = max(noise.most_open_streams, held)
@@ -340,6 +365,7 @@ async def _with_noise(
     prompt: Receiver,
     redis: Any,
     parts: frozenset[str],
+    a_mint_every_s: float,
 ) -> tuple[Run, Counter[str], int]:
     """B's mints while tenant A runs; returns B's run, A's answers and the most streams held at once."""
     # A's client runs in a process of its own at the lowest CPU priority: on this one machine it
@@ -347,7 +373,9 @@ async def _with_noise(
     # taken from the service's processes (B's client keeps normal priority: it is measured).
     context = multiprocessing.get_context("spawn")
     stop, results = context.Event(), context.Queue()
-    noisy = context.Process(target=_noise_process, args=(base_url, key_a, parts, stop, results), daemon=True)
+    noisy = context.Process(
+        target=_noise_process, args=(base_url, key_a, parts, a_mint_every_s, stop, results), daemon=True
+    )
     noisy.start()
     sampling = asyncio.Event()
     held = asyncio.create_task(_most_streams_held(redis, sampling))
@@ -415,6 +443,13 @@ def main(argv: list[str] | None = None) -> int:
         help="what tenant A does, comma-separated among mints, previews, streams (default: all; its "
         "slow webhook endpoint gets its mints' status webhooks)",
     )
+    parser.add_argument(
+        "--a-mint-every",
+        type=float,
+        default=10.0,
+        help="seconds between tenant A's own mints (default 10: enough for its streams and slow endpoint; "
+        "1 is its full share)",
+    )
     options = parser.parse_args(argv)
     parts = frozenset(part for part in options.noise.split(",") if part)
     if not parts <= NOISE_PARTS:
@@ -425,10 +460,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pm-noisy-") as tmp, local_service(Path(tmp)) as (base_url, redis_url):
         alone, with_a, noise, slow_requests = asyncio.run(
-            benchmark(base_url, redis_url, mints, options.concurrency, options.rounds, parts)
+            benchmark(base_url, redis_url, mints, options.concurrency, options.rounds, parts, options.a_mint_every)
         )
     print(f"noisy neighbour against a local stack ({time.monotonic() - started:.0f} s in all)")
-    print(f"tenant A: {', '.join(sorted(parts))}")
+    print(f"tenant A: {', '.join(sorted(parts))}; its own mints one every {options.a_mint_every:g} s")
     print(report(alone, with_a, noise, slow_requests, mints, options.concurrency))
     return 0
 

@@ -350,12 +350,12 @@ async def _contract_uri(settings: Settings, config: CollectionConfig) -> str:
     finally:
         await aclose_pinner(pinner)
     if settings.redis_url:  # so every API host's gateway reads it through, not only this machine's
-        from redis.asyncio import Redis
         from redis.exceptions import RedisError
 
+        from config.redis_urls import redis_client
         from jobs.pinned import PinnedRegistry
 
-        redis = Redis.from_url(settings.redis_url)
+        redis = redis_client(settings.redis_url)
         try:
             await PinnedRegistry(redis).add(cid)
         except RedisError as exc:  # the document is pinned; only other hosts' read-through waits for this

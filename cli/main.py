@@ -161,9 +161,8 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> None:
 async def _keys(redis_url: str, args: argparse.Namespace, *, allow_loopback: bool = False) -> None:
     import json
 
-    from redis.asyncio import Redis
-
     from api.keys import KeyStore
+    from config.redis_urls import redis_client
     from jobs.outbox import set_endpoint
     from webhooks.egress import EgressPolicy, EgressRefused
 
@@ -172,7 +171,7 @@ async def _keys(redis_url: str, args: argparse.Namespace, *, allow_loopback: boo
             EgressPolicy(allow_loopback=allow_loopback).check_url(args.webhook_url)
         except EgressRefused as exc:
             raise SystemExit(str(exc)) from None
-    client = Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     store = KeyStore(client)
     try:
         if args.keys_command == "create":

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from saq import Queue
 
 from config.collections import load_collection_configs
+from config.redis_urls import Replication, redis_client
 from config.settings import Settings
 from ipfs.pinning import Pinner
 from ipfs.pinning.local import LocalStore
@@ -28,13 +29,12 @@ def bounded_redis(settings: Settings, *, client_name: str | None = None) -> Redi
     """
     if settings.redis_url is None:
         raise ValueError("PERSONAMINT_REDIS_URL is not set")
-    pool = BlockingConnectionPool.from_url(
+    return redis_client(  # closing the client closes its pool
         settings.redis_url,
         max_connections=settings.redis_max_connections,
         timeout=settings.redis_pool_timeout_s,
         client_name=client_name,
     )
-    return Redis.from_pool(pool)  # closing the client closes its pool
 
 
 @dataclass
@@ -62,6 +62,8 @@ class Core:
     # process's local store plus the configured remote pinners (which every machine reaches).
     pinned: PinnedRegistry
     pinner: Pinner
+    # WAIT for replicas after a write that must survive a failover (an accepted mint, the lease).
+    replication: Replication
 
     @classmethod
     def create(cls, settings: Settings, *, client_name: str | None = None) -> Core:
@@ -103,6 +105,7 @@ class Core:
             ),
             pinned=pinned,
             pinner=RecordingPinner(pinner, pinned),
+            replication=Replication(redis, settings.wait_replicas, settings.redis_wait_timeout_ms),
         )
 
     async def close(self) -> None:

@@ -100,7 +100,21 @@ class Settings(BaseSettings):
     )
     max_header_count: int = Field(100, ge=8, description="Most headers one request may carry (beyond: 431).")
 
-    redis_url: str | None = Field(None, description="Redis URL; unset in local mode starts redis-server.")
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (redis://, rediss://, unix://, or redis+sentinel://host:26379,…/<service>[/<db>] "
+        "for a Sentinel-managed primary); unset in local mode starts redis-server.",
+    )
+    redis_wait_replicas: int | None = Field(
+        None,
+        ge=0,
+        le=16,
+        description="Replicas that must hold an accepted mint and the minter's lease before either counts "
+        "(WAIT; unset: 1 for a redis+sentinel:// URL, 0 for one node).",
+    )
+    redis_wait_timeout_ms: int = Field(
+        1000, ge=1, le=60_000, description="How long to WAIT for those replicas (then 503 / the lease is not held)."
+    )
     redis_max_connections: int = Field(
         64, ge=4, le=4096, description="Redis connections one process's shared pool may open (then it waits)."
     )
@@ -305,6 +319,27 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("127.0.0.1", description="Address the worker's or minter's metrics listener binds.")
     bench_routes: bool = Field(False, description="Expose the hidden /_bench/bare route (benchmarks only).")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        from config.redis_urls import RedisUrlError, check_redis_url
+
+        if value is None:
+            return None
+        try:
+            return check_redis_url(value)
+        except RedisUrlError as exc:
+            raise ValueError(str(exc)) from None  # the message only: the URL may hold a password
+
+    @property
+    def wait_replicas(self) -> int:
+        """Replicas a durable write waits for (see `redis_wait_replicas`)."""
+        from config.redis_urls import is_sentinel_url
+
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.redis_url is not None and is_sentinel_url(self.redis_url) else 0
 
     @field_validator("contract_address")
     @classmethod

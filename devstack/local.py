@@ -35,11 +35,19 @@ class LocalStackError(RuntimeError):
 
 
 class RedisServer:
-    """A redis-server child on a free loopback port, AOF on, data in its own directory."""
+    """A redis-server child on a free loopback port, AOF on, data in its own directory.
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+    `appendfsync always`: a reply goes out only after its write is in the AOF, so a kill -9 (or a
+    power cut) loses nothing the service acknowledged. With redis' default, everysec, a write can
+    be acknowledged while the AOF write is postponed behind a slow fsync (up to 2 s), and an
+    accepted mint would vanish with the process. `extra_args`: more redis-server options
+    (`--replicaof host port` for a replica).
+    """
+
+    def __init__(self, data_dir: Path, *, port: int | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,12 +70,15 @@ class RedisServer:
                 str(self.data_dir),
                 "--appendonly",
                 "yes",
+                "--appendfsync",
+                "always",
                 "--save",
                 "",
                 "--daemonize",
                 "no",
                 "--logfile",
                 "redis.log",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -367,11 +378,10 @@ def deployed_services(root: Path, *, extra: dict[str, str] | None = None) -> Ite
 
 async def new_api_key(redis_url: str, tenant: str) -> str:
     """A fresh API key with every scope for `tenant`: what `serve` and the demo print and use."""
-    from redis.asyncio import Redis
-
     from api.keys import create_api_key
+    from config.redis_urls import redis_client
 
-    client = Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     try:
         _, api_key = await create_api_key(client, tenant)
     finally:

@@ -277,3 +277,10 @@ def profile_view_key(collection: str, wallet: str) -> str:
 
 # Wallet history summaries and the chain head (personalization.cache.HistoryCache keys under it).
 HISTORY_CACHE_PREFIX = "pm:history"
+
+
+# --- replication (config/redis_urls.Replication) ---
+
+# A write WAIT can wait on: `Replication.confirm` sets it, then WAITs for replicas to hold it and
+# every write before it.
+REPLICATION_PROBE_KEY = "pm:replication:probe"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from redis.asyncio import Redis
 
@@ -14,11 +15,22 @@ class LeaseLost(FenceLost):
     """Another holder has the lease now; stop sending at once."""
 
 
-class FencedLease:
-    """Holder gets a monotonically increasing fencing token; a renewal with a stale token fails."""
+class Replicated(Protocol):
+    """Waits until the writes made so far are on the replicas (config/redis_urls.Replication)."""
 
-    def __init__(self, redis: Redis, name: str, ttl_s: float) -> None:
+    async def confirm(self) -> None: ...
+
+
+class FencedLease:
+    """Holder gets a monotonically increasing fencing token; a renewal with a stale token fails.
+
+    With `replication`, an acquisition and each renewal count only once the replicas hold them, so
+    a Redis failover cannot hand the lease (or a fence already given out) to a second holder.
+    """
+
+    def __init__(self, redis: Redis, name: str, ttl_s: float, *, replication: Replicated | None = None) -> None:
         self.redis = redis
+        self.replication = replication
         self.key = keys.lease_key(name)
         self.fence_key = keys.lease_fence_key(name)
         self.ttl_ms = int(ttl_s * 1000)
@@ -33,6 +45,8 @@ class FencedLease:
         token = await self._acquire(keys=[self.key, self.fence_key], args=[self.ttl_ms])
         if token is None:
             return False
+        if self.replication is not None:
+            await self.replication.confirm()  # raises: not held as far as a failover is concerned
         self.token = int(token)
         return True
 
@@ -46,7 +60,10 @@ class FencedLease:
     async def renew(self) -> bool:
         if self.token is None:
             return False
-        return bool(await self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
+        renewed = bool(await self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
+        if renewed and self.replication is not None:
+            await self.replication.confirm()
+        return renewed
 
     async def ensure_held(self) -> None:
         """Call before any irreversible step (a send)."""

@@ -86,6 +86,12 @@ class RedisMintJournal:
         return sorted((TxRecord.from_json(value) for value in raw.values()), key=lambda record: record.nonce)
 
     async def put(self, record: TxRecord) -> None:
+        # Written before each broadcast. First, what the transaction mints (the jobs, their pinned
+        # metadata, every write before) must be on the replicas: a primary cut off by a failover
+        # takes writes nobody else will see, and the chain must never get a mint for one of them
+        # (its caller was answered 503 and retries as a new job with the same request id).
+        if self.lease.replication is not None:
+            await self.lease.replication.confirm()
         await self.lease.hset(self.key, str(record.nonce), record.to_json())
 
     async def delete(self, nonce: int) -> None:
@@ -269,7 +275,9 @@ async def run_minter(settings: Settings) -> None:
         account = await service_signer(settings, chain_id=chain_id)
     except ChainError as exc:
         raise SystemExit(f"refusing to start: {exc}") from None
-    lease = FencedLease(core.redis, f"minter:{chain_id}:{account.address}", settings.lease_ttl_s)
+    lease = FencedLease(
+        core.redis, f"minter:{chain_id}:{account.address}", settings.lease_ttl_s, replication=core.replication
+    )
     log.info("minter for %s on chain %d waiting for its lease", account.address, chain_id)
     await lease.acquire(poll_s=min(0.5, settings.lease_ttl_s / 4))
     log.info("minter holds lease fence %s", lease.token)

@@ -104,9 +104,9 @@ class Stack:
 
 async def issue_api_key(redis_url: str, tenant: str, **options: object) -> str:
     """A fresh API key for `tenant` (scopes, collections, rate_per_min, burst as keyword options)."""
-    from redis.asyncio import Redis
+    from config.redis_urls import redis_client
 
-    client = Redis.from_url(redis_url)
+    client = redis_client(redis_url)  # a redis+sentinel:// URL too
     try:
         return (await create_api_key(client, tenant, **options))[1]  # type: ignore[arg-type]
     finally:
