@@ -2,12 +2,13 @@
 
 A preview renders with edition = the recipient's current counter and seed = derive_seed(…), the
 values the wallet's next accepted mint will get, so the image is the one that mint produces
-(as long as the wallet's on-chain history does not change in between). Profile and style come
-from the same Personalizer the worker builds (history source, cache, orchestrator: one place,
-pipeline.build); the render itself is a `preview_job` on the preview queue (`pm-preview`, apart
-from the mints' pipeline queue), run by a worker with the worker's renderer (a GPU one included),
-so the API process never renders. Results are cached in Redis; the PNG is served from an
-unguessable, expiring capability URL.
+(as long as the wallet's on-chain history does not change in between). A preview is a
+`preview_job` on the preview queue (`pm-preview`, apart from the mints' pipeline queue): a worker
+profiles, styles and renders it with the personalizer and renderer mints get (a GPU one
+included), so the API process never scans a history or renders for a preview: a flood of them
+costs its event loop an enqueue each, and the previewer runs at the lowest CPU priority.
+`GET /v1/profiles/{address}` still profiles in the API (no render; the same scan budget).
+Results are cached in Redis; the PNG is served from an unguessable, expiring capability URL.
 
 What a tenant can make the service hold is bounded: previews rendering or queued per tenant
 (`too_many_previews`), and uncached wallet history scans per tenant per minute (GCRA,
@@ -30,7 +31,7 @@ from redis.asyncio import Redis
 from saq import Queue
 from saq.queue.base import JobError
 
-from api.errors import ApiError, rate_limited
+from api.errors import LIBRARY_CODES, ApiError, rate_limited
 from api.schemas import ProfileView
 from jobs import lua
 from jobs.ids import derive_seed
@@ -47,14 +48,26 @@ def profile_view(profile: WalletProfile) -> dict[str, Any]:
     return {k: v for k, v in profile.to_dict().items() if k not in _HIDDEN_PROFILE_FIELDS}
 
 
-class RenderedPreview(TypedDict):
+class PreviewFailure(TypedDict):
+    """A library error a worker met making a preview: its stable code and message."""
+
+    code: str
+    message: str
+
+
+class RenderedPreview(TypedDict, total=False):
     """What a worker's `preview_job` answers (the PNG itself waits in Redis under `preview_image_key`)."""
 
+    persona: str
+    style: dict[str, Any]
+    profile: dict[str, Any]  # WalletProfile.to_dict()
+    block_number: int
     width: int
     height: int
     pixel_sha256: str
     image_sha256: str
     renderer: str
+    failed: PreviewFailure  # instead of the rest: what went wrong
 
 
 @dataclass
@@ -158,23 +171,22 @@ class PreviewService:
             return {**json.loads(cached), "cached": True}
 
         async def compute() -> dict[str, Any]:
-            dna = self.deps.collections[collection]
-            profile = await self.deps.personalizer.profile(recipient, context)
-            orchestration = await self.deps.personalizer.style(profile, dna)
             seed = derive_seed(collection, recipient, edition)
             preview_id = secrets.token_urlsafe(18)
             async with self._renders:
-                result = await self._render(collection, orchestration.params.to_dict(), seed, preview_id)
+                # Profile, style and render all happen in a preview worker (processes/pipeline_worker.py).
+                result = await self._render(collection, recipient, context, seed, preview_id)
+            profile = {k: v for k, v in result["profile"].items() if k not in _HIDDEN_PROFILE_FIELDS}
             view = {
                 "preview_id": preview_id,
                 "recipient": recipient,
                 "collection": collection,
                 "edition": edition,
                 "seed": seed,
-                "persona": orchestration.persona,
-                "style": orchestration.params.to_dict(),
-                "profile": profile_view(profile),
-                "block_number": profile.block_number,
+                "persona": result["persona"],
+                "style": result["style"],
+                "profile": profile,
+                "block_number": result["block_number"],
                 "width": result["width"],
                 "height": result["height"],
                 "pixel_sha256": result["pixel_sha256"],
@@ -191,8 +203,11 @@ class PreviewService:
             await self.charge_scan(tenant)
             return {**await self._once(cache_key, compute), "cached": False}
 
-    async def _render(self, collection: str, params: dict[str, Any], seed: int, preview_id: str) -> RenderedPreview:
-        """A worker renders it (and stores the PNG); no worker within the deadline → a retryable 503."""
+    async def _render(
+        self, collection: str, recipient: str, context: dict[str, Any], seed: int, preview_id: str
+    ) -> RenderedPreview:
+        """A worker profiles, styles and renders it (and stores the PNG); no worker within the deadline
+        → a retryable 503; a library error there (the chain down) → its own problem, as if it were here."""
         timeout_s = self.deps.render_timeout_s
         try:
             result: RenderedPreview | None = await self.deps.render_queue.apply(
@@ -200,7 +215,8 @@ class PreviewService:
                 timeout=timeout_s,  # SAQ: how long to wait, and the job's own timeout
                 poll_interval=0.05,
                 collection=collection,
-                params=params,
+                recipient=recipient,
+                context=context,
                 seed=seed,
                 preview_id=preview_id,
                 ttl_s=self.deps.ttl_s,
@@ -208,6 +224,13 @@ class PreviewService:
                 ttl=int(timeout_s) + 60,
             )
         except (TimeoutError, JobError):
+            result = None
+        if result is not None and "failed" in result:
+            failed = result["failed"]
+            mapping = LIBRARY_CODES.get(failed["code"])
+            if mapping is not None:
+                headers = {"Retry-After": str(mapping.retry_after_s)} if mapping.retry_after_s is not None else None
+                raise ApiError(mapping.status, failed["code"], mapping.detail or failed["message"], headers=headers)
             result = None
         if result is None:
             raise ApiError(

@@ -18,6 +18,7 @@ from saq import Worker
 from saq.job import Job as SaqJob
 from saq.types import Context
 
+from chain.errors import ChainError
 from chain.rpc import JsonRpc
 from config.chain_check import refuse_wrong_chains
 from config.clients import Core
@@ -29,7 +30,7 @@ from jobs.model import JobStatus
 from jobs.queues import PREVIEW_QUEUE, enqueue_mint, heartbeat, make_queue, worker_timers
 from observability.logging import job_context
 from observability.metrics import WorkerMetrics, serve_process_metrics
-from personalization.errors import StyleDNAError
+from personalization.errors import PersonalizationError, StyleDNAError
 from personalization.history import history_rpc
 from personalization.style import StyleDNA, StyleParams
 from pipeline.build import build_personalizer
@@ -114,16 +115,48 @@ async def _pipeline_job(ctx: WorkerContext, job_id: str) -> str:
 
 
 async def preview_job(
-    ctx: WorkerContext, *, collection: str, params: dict[str, Any], seed: int, preview_id: str, ttl_s: int
+    ctx: WorkerContext,
+    *,
+    collection: str,
+    seed: int,
+    preview_id: str,
+    ttl_s: int,
+    recipient: str | None = None,
+    context: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Render a preview with this worker's renderer (the one mints get); the PNG goes to Redis for the API."""
+    """A preview of `recipient`'s next mint, made here with the worker's personalizer and renderer
+    (the ones mints get); the PNG goes to Redis for the API.
+
+    Profile and style (a history scan over RPC, the orchestrator, perhaps an LLM) run here rather
+    than in the API, at the previewer's priority: a preview flood costs the API's event loop only
+    the enqueue. A job with `params` (enqueued by an API from before this) is rendered as given.
+    """
     resources = ctx["resources"]
     core = resources.core
     dna = core.collections[collection]
+    answer: dict[str, Any] = {}
+    if params is None:
+        if recipient is None:
+            raise ValueError("preview_job needs a recipient or params")
+        try:
+            profile = await resources.personalizer.profile(recipient, context or {})
+            orchestration = await resources.personalizer.style(profile, dna)
+        except (ChainError, PersonalizationError) as exc:  # the API answers it with the code's problem
+            log.warning("preview %s: %s (%s)", preview_id, type(exc).__name__, exc.code)
+            return {"failed": {"code": exc.code, "message": str(exc)[:300]}}
+        params = orchestration.params.to_dict()
+        answer = {
+            "persona": orchestration.persona,
+            "style": params,
+            "profile": profile.to_dict(),
+            "block_number": profile.block_number,
+        }
     result = (await resources.renderer.render(dna, StyleParams.from_dict(params), seed)).result
     await core.redis.set(preview_image_key(preview_id), result.png, ex=ttl_s)
     resources.metrics.previews.inc()
     return {
+        **answer,
         "width": result.width,
         "height": result.height,
         "pixel_sha256": result.pixel_sha256,

@@ -7,8 +7,10 @@ not JSON, and request headers of any size or count.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import signal
 import socket
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +20,8 @@ import pytest
 from eth_account import Account
 
 from devstack.anvil import free_port
+from devstack.local import PREVIEW_WORKER_ENV
+from tests.support.rpc_proxy import proxy_in_thread
 from tests.support.siwe import siwe_text
 from tests.support.stack import OPS_TOKEN, WEBHOOK_SECRET, WEBHOOK_SOURCE, Stack
 from webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signature_headers
@@ -136,16 +140,32 @@ def test_json_nested_past_the_decoders_depth_is_invalid_json(stack: Stack) -> No
 
 
 def test_profiles_and_previews_while_the_chain_is_down(stack: Stack) -> None:
-    # An API process whose JSON-RPC endpoint refuses every connection.
+    # An API process whose JSON-RPC endpoint refuses every connection (profiles are read there);
+    # previews are profiled in the previewer: in place of the stack's own, one whose RPC goes
+    # through a proxy that starts answering every call 502 once it is up.
     base_url = stack.spawn_api("api-no-chain", {"PERSONAMINT_RPC_URL": f"http://127.0.0.1:{free_port()}"})
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {stack.api_key}"}, timeout=30) as client:
-        wallet = Account.create().address
-        for response in (
-            client.get(f"/v1/profiles/{wallet}"),
-            client.post("/v1/previews", json={"recipient": wallet}),
-        ):
-            assert_problem(response, 503, "history_unavailable")
-            assert int(response.headers["retry-after"]) >= 1
+    services = stack.services
+    services.kill("previewer", signal.SIGTERM)
+    try:
+        with contextlib.ExitStack() as cleanup:
+            proxy = cleanup.enter_context(proxy_in_thread(stack.anvil.url))
+            services.spawn("previewer-chain-down", "worker", {**PREVIEW_WORKER_ENV, "PERSONAMINT_RPC_URL": proxy.url})
+            cleanup.callback(services.kill, "previewer-chain-down", signal.SIGTERM)
+            headers = {"Authorization": f"Bearer {stack.api_key}"}
+            with httpx.Client(base_url=stack.base_url, headers=headers, timeout=60) as client:
+                up = client.post("/v1/previews", json={"recipient": Account.create().address})
+                assert up.status_code == 200, up.text  # the previewer is up and reads the chain
+            proxy.faults.http_502_rate = 1.0
+            with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+                wallet = Account.create().address
+                for response in (
+                    client.get(f"/v1/profiles/{wallet}"),
+                    client.post("/v1/previews", json={"recipient": wallet}),
+                ):
+                    assert_problem(response, 503, "history_unavailable")
+                    assert int(response.headers["retry-after"]) >= 1
+    finally:
+        services.spawn("previewer", "worker", PREVIEW_WORKER_ENV)
 
 
 # ---- media types ----
