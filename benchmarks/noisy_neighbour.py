@@ -32,6 +32,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -294,17 +295,21 @@ def local_service(root: Path) -> Iterator[tuple[str, str]]:
         yield deployed.services.base_url, deployed.redis.url
 
 
-async def _most_streams_held(redis: Any, stop: asyncio.Event) -> int:
-    """The most SSE stream leases the service held at once (every credential's), sampled every 20 ms."""
+def _most_streams_held(redis_url: str, stop: threading.Event) -> int:
+    """The most SSE stream leases the service held at once (every credential's), sampled every 100 ms.
+
+    In a thread with its own client, not on B's event loop: measuring A must not delay B's client."""
+    import redis as redis_sync
+
+    client = redis_sync.Redis.from_url(redis_url)
     most = 0
-    while not stop.is_set():
-        now_ms = int(time.time() * 1000)
-        held = 0
-        async for key in redis.scan_iter(match="pm:sse:leases:*"):
-            held += await redis.zcount(key, now_ms, "+inf")
-        most = max(most, held)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.02)
+    try:
+        while not stop.wait(0.1):
+            now_ms = int(time.time() * 1000)
+            held = sum(int(client.zcount(key, now_ms, "+inf")) for key in client.scan_iter(match="pm:sse:leases:*"))
+            most = max(most, held)
+    finally:
+        client.close()
     return most
 
 
@@ -344,7 +349,7 @@ async def benchmark(
         for _ in range(rounds):  # interleaved, so drift over the run falls on both sides
             alone_runs.append(await measure_b(base_url, key_b, mints, concurrency, prompt))
             with_a, seen, held = await _with_noise(
-                base_url, key_a, key_b, mints, concurrency, prompt, redis, parts, a_mint_every_s
+                base_url, key_a, key_b, mints, concurrency, prompt, redis_url, parts, a_mint_every_s
             )
             with_a_runs.append(with_a)
             noise.seen.update(seen)
@@ -363,7 +368,7 @@ async def _with_noise(
     mints: int,
     concurrency: int,
     prompt: Receiver,
-    redis: Any,
+    redis_url: str,
     parts: frozenset[str],
     a_mint_every_s: float,
 ) -> tuple[Run, Counter[str], int]:
@@ -377,8 +382,8 @@ async def _with_noise(
         target=_noise_process, args=(base_url, key_a, parts, a_mint_every_s, stop, results), daemon=True
     )
     noisy.start()
-    sampling = asyncio.Event()
-    held = asyncio.create_task(_most_streams_held(redis, sampling))
+    sampling = threading.Event()
+    held = asyncio.create_task(asyncio.to_thread(_most_streams_held, redis_url, sampling))
     await asyncio.sleep(3.0)  # A's streams, previews and deliveries are under way
     with_a = await measure_b(base_url, key_b, mints, concurrency, prompt)
     stop.set()
