@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -119,3 +120,24 @@ async def assert_minted_exactly(view: ChainView, requests: Sequence[MintRequest]
     assert await view.token_uris(token_ids) == [uri for _, _, uri in requests]
     minted_events = await view.logs(MINTED_TOPIC)
     assert len(minted_events) == len(requests), "a Minted event per token, no more"
+
+
+def assert_minted_once(rpc_url: str, address: str, jobs: list[dict[str, Any]], *, owners: bool = False) -> None:
+    """Each confirmed job (as `GET /v1/mints/{id}` shows it) is one token on chain: distinct token
+    ids, `totalMinted` equal to the jobs, `tokenIdOf(request id)` each job's; `owners`: and owned by
+    its recipient."""
+
+    async def check() -> None:
+        view = ChainView(rpc_url, address)
+        try:
+            token_ids = [int(str(job["token_id"])) for job in jobs]
+            assert len(set(token_ids)) == len(jobs)
+            assert await view.total_minted() == len(jobs)
+            request_ids = [bytes.fromhex(str(job["request_id"])[2:]) for job in jobs]
+            assert await view.token_ids_of(request_ids) == token_ids
+            if owners:
+                assert await view.owners(token_ids) == [str(job["recipient"]) for job in jobs]
+        finally:
+            await view.close()
+
+    asyncio.run(check())

@@ -33,7 +33,7 @@ from devstack.local import (
 )
 from ipfs.cid import cid_for_bytes
 from tests.support.job_records import describe, statuses
-from tests.support.minting import ChainView
+from tests.support.minting import assert_minted_once
 from tests.support.pinning_servers import FakeKubo
 from tests.support.stack import STACK_ENV, wait_healthy
 
@@ -122,7 +122,7 @@ def test_multi_host_separate_disks_and_kills(tmp_path: Path) -> None:
                 assert Counter(job["status"] for job in jobs) == {"confirmed": JOBS}, [
                     job.get("error") for job in jobs if job["status"] != "confirmed"
                 ]
-                _assert_once_on_chain(anvil.url, address, jobs)
+                assert_minted_once(anvil.url, address, jobs, owners=True)
                 # The API host's disk holds nothing pinned yet: what it serves comes through the pinner.
                 assert not [p for p in (tmp_path / "api").rglob("baf*") if p.is_file()]
                 for job in jobs:
@@ -148,19 +148,3 @@ def test_multi_host_separate_disks_and_kills(tmp_path: Path) -> None:
                 assert len(kubo.calls("/api/v0/cat")) == asked
         finally:
             services.stop()
-
-
-def _assert_once_on_chain(rpc_url: str, address: str, jobs: list[dict[str, object]]) -> None:
-    async def check() -> None:
-        view = ChainView(rpc_url, address)
-        try:
-            token_ids = [int(str(job["token_id"])) for job in jobs]
-            assert len(set(token_ids)) == len(jobs)
-            assert await view.total_minted() == len(jobs)
-            request_ids = [bytes.fromhex(str(job["request_id"])[2:]) for job in jobs]
-            assert await view.token_ids_of(request_ids) == token_ids
-            assert await view.owners(token_ids) == [str(job["recipient"]) for job in jobs]
-        finally:
-            await view.close()
-
-    asyncio.run(check())

@@ -21,8 +21,8 @@ from api.redismux import RedisMux
 from config.redis_urls import Replication, redis_client
 from devstack.anvil import AnvilProcess, free_port
 from devstack.local import PIPELINE_WORKER_ENV, ServiceProcesses, deploy_local_contract, service_env
-from tests.support.job_records import TERMINAL
-from tests.support.minting import ChainView
+from tests.support.job_records import TERMINAL, wait_until
+from tests.support.minting import assert_minted_once
 from tests.support.redis_ha import SentinelRedis
 from tests.support.stack import STACK_ENV, issue_api_key, wait_healthy
 
@@ -137,9 +137,9 @@ def test_sentinel_failover_under_load(tmp_path: Path) -> None:
             threads = [threading.Thread(target=caller) for _ in range(CALLERS)]
             for thread in threads:
                 thread.start()
-            _wait(lambda: len(accepted) >= FAILOVER_AT or bool(errors), 120, "mints before the failover")
+            wait_until(lambda: len(accepted) >= FAILOVER_AT or bool(errors), 120, "mints before the failover")
             ha.sentinels.failover()
-            _wait(lambda: ha.sentinels.primary() != primary_before, 30, "the sentinels to switch the primary")
+            wait_until(lambda: ha.sentinels.primary() != primary_before, 30, "the sentinels to switch the primary")
             for thread in threads:
                 thread.join(300)
             assert not errors, errors
@@ -156,12 +156,12 @@ def test_sentinel_failover_under_load(tmp_path: Path) -> None:
                     ]
                     return all(r.status_code == 200 and r.json()["status"] in TERMINAL for r in found)
 
-                _wait(ended, 240, "every accepted mint to end")
+                wait_until(ended, 240, "every accepted mint to end")
                 jobs = [client.get(f"/v1/mints/{job_id}").json() for job_id in accepted.values()]
                 assert Counter(job["status"] for job in jobs) == {"confirmed": JOBS}, [
                     job.get("error") for job in jobs if job["status"] != "confirmed"
                 ]
-            _assert_once_on_chain(anvil.url, address, jobs)
+            assert_minted_once(anvil.url, address, jobs)
             assert "unhandled error" not in (services.log_dir / "api.log").read_text(errors="replace")
 
             # Redis gone altogether (sentinels and both nodes): every answer is a 503 problem, never a 500.
@@ -176,27 +176,3 @@ def test_sentinel_failover_under_load(tmp_path: Path) -> None:
                     assert response.json()["code"] == "service_unavailable"
         finally:
             services.stop()
-
-
-def _wait(predicate: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _assert_once_on_chain(rpc_url: str, address: str, jobs: list[dict[str, object]]) -> None:
-    async def check() -> None:
-        view = ChainView(rpc_url, address)
-        try:
-            token_ids = [int(str(job["token_id"])) for job in jobs]
-            assert len(set(token_ids)) == len(jobs)
-            assert await view.total_minted() == len(jobs)
-            request_ids = [bytes.fromhex(str(job["request_id"])[2:]) for job in jobs]
-            assert await view.token_ids_of(request_ids) == token_ids
-        finally:
-            await view.close()
-
-    asyncio.run(check())
