@@ -26,12 +26,12 @@ from api.state import ApiState, install_api_state
 from api.status_reads import StatusReads
 from api.streams import StreamHub, StreamLeases
 from config.chain_check import configured_signer_address
+from config.chains import DEFAULT_CHAIN
 from config.clients import Core
 from config.settings import Settings
 from jobs.outbox import DeliveryStore, set_endpoint
 from jobs.ratelimit import Limit, RateLimiter
-from personalization.history import history_rpc
-from pipeline.build import build_personalizer
+from pipeline.build import build_personalizer, history_rpcs
 
 log = logging.getLogger("personamint.api")
 
@@ -105,9 +105,12 @@ async def _open_state(settings: Settings, metrics: Metrics, resources: contextli
     resources.push_async_callback(stream_leases.aclose)
     mux = RedisMux(settings.redis_url or "")  # the request hot path's auto-pipelined connection
     resources.push_async_callback(mux.aclose)
-    rpc = history_rpc(settings.rpc_url or "http://127.0.0.1:8545", retries=1)
-    resources.push_async_callback(rpc.aclose)
-    personalizer = build_personalizer(settings, rpc, core.redis)  # the worker's own recipe
+    # Each chain's reads (profiles; the default chain's also for /ready and EIP-1271 sign-ins).
+    rpcs = history_rpcs(core.routes, retries=1, default_url="http://127.0.0.1:8545")
+    for client in rpcs.values():
+        resources.push_async_callback(client.aclose)
+    rpc = rpcs[DEFAULT_CHAIN]
+    personalizer = build_personalizer(settings, rpcs, core.redis)  # the worker's own recipe
     resources.push_async_callback(personalizer.aclose)
 
     public_url = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
@@ -144,6 +147,7 @@ async def _open_state(settings: Settings, metrics: Metrics, resources: contextli
                 limiter=RateLimiter(core.redis),
                 scan_limit=Limit.per_minute(settings.profile_scans_per_min, settings.profile_scan_burst),
                 tenant_in_flight=settings.tenant_previews_in_flight,
+                chains={collection_id: route.chain.key for collection_id, route in core.routes.collections.items()},
             )
         ),
         streams=streams,

@@ -23,8 +23,8 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from redis.asyncio import Redis
@@ -33,6 +33,7 @@ from saq.queue.base import JobError
 
 from api.errors import LIBRARY_CODES, ApiError, rate_limited
 from api.schemas import ProfileView
+from config.chains import DEFAULT_CHAIN
 from jobs import lua
 from jobs.ids import derive_seed
 from jobs.keys import edition_key, history_scan_bucket, preview_image_key, preview_key, previews_in_flight_key
@@ -82,6 +83,7 @@ class PreviewDeps:
     limiter: RateLimiter
     scan_limit: Limit  # uncached history scans per tenant
     tenant_in_flight: int  # previews one tenant may have rendering or queued
+    chains: Mapping[str, str] = field(default_factory=dict)  # collection id → its chain's route key
 
 
 class PreviewService:
@@ -144,7 +146,8 @@ class PreviewService:
         await self.charge_scan(tenant)
         dna = self.deps.collections[collection]
         # No cache of our own: the personalizer's history cache keys summaries by block, as the worker's does.
-        profile = await self.deps.personalizer.profile(address, {})
+        chain = self.deps.chains.get(collection, DEFAULT_CHAIN)
+        profile = await self.deps.personalizer.profile(address, {}, chain=chain)
         orchestration = await self.deps.personalizer.style(profile, dna)
         return ProfileView(
             address=address,

@@ -23,6 +23,8 @@ class JournalItem:
     request_id: bytes
     recipient: str
     token_uri: str
+    contract: str | None = None
+    """The contract it mints in; None in records written before one minter served several."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,11 @@ class TxRecord:
         return json.dumps(
             {
                 "nonce": self.nonce,
-                "items": [[item.request_id.hex(), item.recipient, item.token_uri] for item in self.items],
+                "items": [
+                    [item.request_id.hex(), item.recipient, item.token_uri]
+                    + ([item.contract] if item.contract is not None else [])
+                    for item in self.items
+                ],
                 "raw": self.raw.hex(),
                 "hashes": list(self.hashes),
                 "gas": self.gas,
@@ -61,7 +67,10 @@ class TxRecord:
         value: dict[str, Any] = json.loads(text)
         return cls(
             nonce=int(value["nonce"]),
-            items=tuple(JournalItem(bytes.fromhex(rid), recipient, uri) for rid, recipient, uri in value["items"]),
+            items=tuple(
+                JournalItem(bytes.fromhex(item[0]), item[1], item[2], item[3] if len(item) > 3 else None)
+                for item in value["items"]
+            ),
             raw=bytes.fromhex(value["raw"]),
             hashes=tuple(value["hashes"]),
             gas=int(value["gas"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 from pathlib import Path
@@ -89,7 +90,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         LocalStack,
         LocalStackError,
         ServiceProcesses,
+        deploy_local_chains,
         deploy_local_contract,
+        local_chain_ids,
         new_api_key,
         service_env,
     )
@@ -98,18 +101,30 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     try:
         redis_url, rpc_url = stack.start(redis_url=settings.redis_url, rpc_url=settings.rpc_url)
         address, chain_id = asyncio.run(deploy_local_contract(rpc_url, settings.data_dir / "local" / "chain.json"))
+        # Collections naming other chains (and no RPC URL) get an anvil and a contract each, and a minter.
+        extra_ids = local_chain_ids(settings.collections_dir, default_chain_id=chain_id, configured=settings.chains)
+        anvils = {extra_id: stack.start_chain(extra_id) for extra_id in extra_ids}
+        chains = asyncio.run(deploy_local_chains(anvils, settings.data_dir / "local"))
+        configured = {str(key): value.model_dump() for key, value in settings.chains.items()}
         env = service_env(
             redis_url=redis_url,
             rpc_url=rpc_url,
             contract_address=address,
             chain_id=chain_id,
             data_dir=settings.data_dir,
+            extra={"PERSONAMINT_CHAINS": json.dumps({**configured, **chains})} if chains else None,
         )
         services = ServiceProcesses(
-            env, port=settings.port, log_dir=settings.data_dir / "local" / "logs", workers=args.workers
+            env,
+            port=settings.port,
+            log_dir=settings.data_dir / "local" / "logs",
+            workers=args.workers,
+            minter_chains=[*settings.chains, *extra_ids],
         ).start()
         api_key = asyncio.run(new_api_key(redis_url, "local"))
         print(f"Persona Mint is up at {services.base_url}  (contract {address} on chain {chain_id})")
+        for extra_id, anvil in anvils.items():
+            print(f"  and chain {extra_id} at {anvil.url}")
         print(f"API key (tenant 'local'): {api_key}")
         print(f"Logs: {settings.data_dir / 'local' / 'logs'}   Ctrl-C stops everything.")
         try:

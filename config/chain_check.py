@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 from eth_account import Account
@@ -24,6 +26,7 @@ from web3.exceptions import Web3Exception
 
 from chain.dev_accounts import dev_accounts
 from chain.errors import ChainError, ChainUnavailable
+from chain.rpc import JsonRpc
 from chain.signers import RemoteSigner, Signer, load_signer
 from chain.web3 import connect_web3
 from config.collections import CollectionConfig, collections_by_chain
@@ -41,6 +44,7 @@ __all__ = [
     "check_collection_chains",
     "configured_signer_address",
     "connect_rpc",
+    "is_loopback_anvil",
     "read_signer_balance",
     "refuse_public_dev_key",
     "rpc_balance",
@@ -114,30 +118,72 @@ async def connect_rpc(
 
 
 async def check_collection_chains(
-    collections: Mapping[str, CollectionConfig], *, default_rpc_url: str | None
+    collections: Mapping[str, CollectionConfig],
+    *,
+    default_rpc_url: str | None,
+    chain_rpc_urls: Mapping[int, str] | None = None,
+    chain_ids: set[int] | None = None,
+    refuse_unreachable: bool = True,
 ) -> dict[int, str]:
     """At start-up: every chain a collection names is reachable and is that chain.
 
-    Collections without `rpc_urls` use the service's `default_rpc_url`. Returns the RPC
-    URL chosen per chain id (one minter, signer and nonce space per chain).
+    Collections without `rpc_urls` use `chain_rpc_urls[chain id]` (PERSONAMINT_CHAINS) when
+    there is one, else the service's `default_rpc_url`. `chain_ids`: check only these chains
+    (a minter checks its own). Returns the RPC URL chosen per chain id (one minter, signer and
+    nonce space per chain). With `refuse_unreachable` False a chain no URL answers is only
+    logged (a pipeline worker serves the other chains; its jobs on that one retry), while a URL
+    serving another chain still stops everything.
     """
     chosen: dict[int, str] = {}
+    extra = chain_rpc_urls or {}
     for chain_id, group in sorted(collections_by_chain(collections).items()):
+        if chain_ids is not None and chain_id not in chain_ids:
+            continue
         for config in group:
             assert config.chain is not None
-            urls = list(config.chain.rpc_urls) or ([default_rpc_url] if default_rpc_url else [])
-            labels = list(config.chain.rpc_url_labels) if config.chain.rpc_urls else ["PERSONAMINT_RPC_URL"]
-            url, w3 = await connect_rpc(
-                urls, expected_chain_id=chain_id, labels=labels, where=f"collection {config.id} ({config.path})"
-            )
+            if config.chain.rpc_urls:
+                urls, labels = list(config.chain.rpc_urls), list(config.chain.rpc_url_labels)
+            elif chain_id in extra:
+                urls, labels = [extra[chain_id]], [f"PERSONAMINT_CHAINS[{chain_id}]"]
+            else:
+                urls, labels = ([default_rpc_url] if default_rpc_url else []), ["PERSONAMINT_RPC_URL"]
+            try:
+                url, w3 = await connect_rpc(
+                    urls, expected_chain_id=chain_id, labels=labels, where=f"collection {config.id} ({config.path})"
+                )
+            except ChainIdMismatch:
+                raise
+            except ChainUnavailable as exc:
+                if refuse_unreachable:
+                    raise
+                log.warning("starting without chain %d for now: %s", chain_id, exc)
+                continue
             await _disconnect(w3)
             chosen.setdefault(chain_id, url)
     return chosen
 
 
-def refuse_public_dev_key(address: str, chain_id: int, *, role: str = "signer") -> None:
-    """Raise PublicDevKey when `address` is an anvil dev account and the chain is not a local one."""
-    if chain_id in LOCAL_CHAIN_IDS:
+async def is_loopback_anvil(rpc: JsonRpc) -> bool:
+    """Whether `rpc` is an anvil on this machine (loopback URL, client `anvil/…`): a dev chain whatever
+    its id, as local mode starts one per chain its collections name."""
+    host = (urlsplit(rpc.url).hostname or "").strip("[]")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        return False
+    try:
+        version = await rpc.call("web3_clientVersion")
+    except ChainError:
+        return False
+    return isinstance(version, str) and version.lower().startswith("anvil/")
+
+
+def refuse_public_dev_key(address: str, chain_id: int, *, role: str = "signer", dev_chain: bool = False) -> None:
+    """Raise PublicDevKey when `address` is an anvil dev account and the chain is not a local one
+    (`dev_chain`: the caller found it is an anvil on loopback)."""
+    if chain_id in LOCAL_CHAIN_IDS or dev_chain:
         return
     published = {account.address.lower() for account in dev_accounts(20)}
     if address.lower() in published:
@@ -146,7 +192,7 @@ def refuse_public_dev_key(address: str, chain_id: int, *, role: str = "signer") 
         )
 
 
-async def service_signer(settings: Settings, *, chain_id: int) -> Signer:
+async def service_signer(settings: Settings, *, chain_id: int, dev_chain: bool = False) -> Signer:
     """The service's hot signer from settings, checked for the chain it will sign on.
 
     Exactly one source (keystore, remote signer, or a raw key in local mode); a remote
@@ -168,7 +214,7 @@ async def service_signer(settings: Settings, *, chain_id: int) -> Signer:
     )
     if isinstance(signer, RemoteSigner):
         await signer.check()
-    refuse_public_dev_key(signer.address, chain_id)
+    refuse_public_dev_key(signer.address, chain_id, dev_chain=dev_chain)
     return signer
 
 
@@ -396,13 +442,19 @@ async def _disconnect(w3: AsyncWeb3[Any]) -> None:
         await w3.provider.disconnect()
 
 
-async def refuse_wrong_chains(settings: Settings) -> None:
-    """Start-up check: every collection's RPC answers with that collection's chain id."""
+async def refuse_wrong_chains(
+    settings: Settings, *, chain_ids: set[int] | None = None, refuse_unreachable: bool = True
+) -> None:
+    """Start-up check: every collection's RPC (of `chain_ids` only, when given) answers with its chain id."""
     from config.collections import load_collection_configs
 
     try:
         await check_collection_chains(
-            load_collection_configs(settings.collections_dir), default_rpc_url=settings.rpc_url
+            load_collection_configs(settings.collections_dir),
+            default_rpc_url=settings.rpc_url,
+            chain_rpc_urls={chain_id: endpoint.rpc_url for chain_id, endpoint in settings.chains.items()},
+            chain_ids=chain_ids,
+            refuse_unreachable=refuse_unreachable,
         )
     except ChainError as exc:
         raise SystemExit(f"refusing to start: {exc}") from None

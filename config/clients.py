@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from saq import Queue
 
+from config.chains import DEFAULT_CHAIN, ChainRoute, ChainRoutes, chain_routes
 from config.collections import load_collection_configs
 from config.redis_urls import Replication, redis_client
 from config.settings import Settings
 from ipfs.pinning import Pinner
 from ipfs.pinning.local import LocalStore
 from ipfs.pinning.redundant import aclose_pinner, build_pinner
-from jobs.fairshare import FairShare
+from jobs.fairshare import FairShare, fair_lane
 from jobs.pinned import PinnedRegistry, RecordingPinner
-from jobs.queues import MINT_QUEUE, PIPELINE_QUEUE, PREVIEW_QUEUE, enqueue_pipeline, make_queue
+from jobs.queues import PIPELINE_QUEUE, PREVIEW_QUEUE, enqueue_pipeline, make_queue
 from jobs.store import JobStore
 from personalization.style import StyleDNA
 
@@ -46,6 +47,7 @@ class Core:
     jobs: JobStore
     pipeline_queue: Queue
     mint_queue: Queue
+    """The default chain's mint queue (`pm-mint`); `mint_queue_for` gives a collection's."""
     collections: dict[str, StyleDNA]
     store: LocalStore
     # Per-wallet mint cap by collection id (0: unlimited): the collection file's
@@ -64,6 +66,21 @@ class Core:
     pinner: Pinner
     # WAIT for replicas after a write that must survive a failover (an accepted mint, the lease).
     replication: Replication
+    # Each collection's chain (RPC URLs, contract, confirmations, fee ceiling) and its mint queue.
+    routes: ChainRoutes
+    mint_queues: dict[str, Queue]
+
+    def mint_queue_for(self, collection_id: str) -> Queue:
+        """The mint queue of the collection's chain: only that chain's minter takes from it."""
+        return self.mint_queues[self.routes.chain_for(collection_id).key]
+
+    def chain_for(self, collection_id: str) -> ChainRoute:
+        return self.routes.chain_for(collection_id)
+
+    def fair_lane(self, tenant: str, collection_id: str) -> str:
+        """The tenant's line in the pipeline's fair share for this collection's chain."""
+        key = self.routes.chain_for(collection_id).key
+        return fair_lane(tenant, None if key == DEFAULT_CHAIN else key)
 
     @classmethod
     def create(cls, settings: Settings, *, client_name: str | None = None) -> Core:
@@ -72,6 +89,10 @@ class Core:
         redis = bounded_redis(settings, client_name=client_name)
         configs = load_collection_configs(settings.collections_dir)
         pipeline_queue = make_queue(redis, PIPELINE_QUEUE, sweep_s=settings.sweep_s)
+        routes = chain_routes(settings, configs)
+        mint_queues = {
+            key: make_queue(redis, route.mint_queue, sweep_s=settings.sweep_s) for key, route in routes.chains.items()
+        }
         store = LocalStore(settings.ipfs_dir)
         pinned = PinnedRegistry(redis)
         pinner = build_pinner(
@@ -82,7 +103,7 @@ class Core:
             redis=redis,
             jobs=JobStore(redis, retention_s=settings.job_retention_s),
             pipeline_queue=pipeline_queue,
-            mint_queue=make_queue(redis, MINT_QUEUE, sweep_s=settings.sweep_s),
+            mint_queue=mint_queues[routes.default.key],
             collections={collection_id: config.style_dna for collection_id, config in configs.items()},
             store=store,
             wallet_caps={
@@ -106,6 +127,8 @@ class Core:
             pinned=pinned,
             pinner=RecordingPinner(pinner, pinned),
             replication=Replication(redis, settings.wait_replicas, settings.redis_wait_timeout_ms),
+            routes=routes,
+            mint_queues=mint_queues,
         )
 
     async def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from eth_utils.address import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -48,6 +49,27 @@ class PinnerSettings(BaseModel):
             gateway_url=self.gateway_url,
             pinata_api=self.pinata_api,
         )
+
+
+class ChainEndpoint(BaseModel):
+    """One more chain than PERSONAMINT_RPC_URL's, an item of PERSONAMINT_CHAINS (keyed by chain id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpc_url: str = Field(description="JSON-RPC URL for collections on this chain whose [chain] has no rpc_urls.")
+    contract_address: str | None = Field(
+        None, description="Contract for this chain's collections whose [deployment] has no contract_address."
+    )
+    deploy_block: int = Field(0, ge=0, description="Block that contract was deployed in (event scans).")
+
+    @field_validator("contract_address")
+    @classmethod
+    def _checksummed(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not is_address(value):
+            raise ValueError("contract_address must be a 0x-prefixed 20-byte address")
+        return to_checksum_address(value)
 
 
 class WebhookEvent(BaseModel):
@@ -137,6 +159,15 @@ class Settings(BaseSettings):
     rpc_url: str | None = Field(None, description="EVM JSON-RPC URL; unset in local mode starts anvil.")
     chain_id: int | None = Field(None, description="Expected chain id; start-up fails on a mismatch.")
     contract_address: str | None = Field(None, description="PersonaMint contract; local mode deploys one.")
+    chains: dict[int, ChainEndpoint] = Field(
+        default_factory=dict,
+        description='More chains, JSON {"8453": {"rpc_url": "…", "contract_address": "0x…"}}: for collections '
+        "on another chain than PERSONAMINT_CHAIN_ID's without rpc_urls or contract_address in their file "
+        "(local mode sets it when collections name several chains).",
+    )
+    minter_chain_id: int | None = Field(
+        None, description="The chain this minter process mints on; unset: PERSONAMINT_CHAIN_ID's (the default chain)."
+    )
     signer_key: SecretStr | None = Field(None, description="Hot key holding MINTER_ROLE (hex); local mode only.")
     signer_keystore: Path | None = Field(None, description="Encrypted JSON keystore of the hot key.")
     signer_keystore_password: SecretStr | None = Field(None, description="Keystore password (or use the file).")
@@ -346,8 +377,6 @@ class Settings(BaseSettings):
     def _checksum(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from eth_utils.address import is_address, to_checksum_address
-
         if not is_address(value):
             raise ValueError("PERSONAMINT_CONTRACT_ADDRESS is not a valid address")
         return to_checksum_address(value)

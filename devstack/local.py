@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,11 +177,21 @@ PREVIEW_WORKER_ENV = {
 class ServiceProcesses:
     """The API, pipeline workers, the minter and the housekeeper as separate OS processes, as in production."""
 
-    def __init__(self, env: dict[str, str], *, port: int, log_dir: Path, workers: int = 1) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        port: int,
+        log_dir: Path,
+        workers: int = 1,
+        minter_chains: Sequence[int] = (),
+    ) -> None:
         self.env = {**os.environ, **env, "PERSONAMINT_PORT": str(port), "PYTHONUNBUFFERED": "1"}
         self.port = port
         self.log_dir = log_dir
         self.workers = workers
+        # Chains besides the default one: each gets a minter of its own, `minter-<chain id>`.
+        self.minter_chains = tuple(minter_chains)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.commands: dict[str, str] = {}  # name → the `personamint` subcommand it runs
         self.process_env: dict[str, dict[str, str]] = {}  # name → settings of its own (over `env`)
@@ -254,6 +265,8 @@ class ServiceProcesses:
         # mints' renders come first (a preview is speculative; a caller may ask again).
         self.spawn("previewer", "worker", PREVIEW_WORKER_ENV)
         self.spawn("minter", "minter")
+        for chain_id in self.minter_chains:
+            self.spawn(f"minter-{chain_id}", "minter", {"PERSONAMINT_MINTER_CHAIN_ID": str(chain_id)})
         self.spawn("housekeeper", "housekeeper")
         deadline = time.monotonic() + timeout_s
         while True:
@@ -298,6 +311,7 @@ class LocalStack:
         self._stack = ExitStack()
         self.redis: RedisServer | None = None
         self.anvil: AnvilProcess | None = None
+        self.chains: dict[int, AnvilProcess] = {}  # the other chains' anvils, by chain id
 
     def start(self, *, redis_url: str | None = None, rpc_url: str | None = None) -> tuple[str, str]:
         """Start what is missing; returns (redis_url, rpc_url)."""
@@ -313,8 +327,39 @@ class LocalStack:
             rpc_url = self.anvil.url
         return redis_url, rpc_url
 
+    def start_chain(self, chain_id: int) -> AnvilProcess:
+        """One more anvil, for collections that name `chain_id` and no RPC URL (state kept when persistent)."""
+        state = self.data_dir / f"anvil-{chain_id}-state.json" if self.persistent else None
+        anvil = AnvilProcess(block_time=self.block_time, state_path=state, chain_id=chain_id)
+        self.chains[chain_id] = self._stack.enter_context(anvil)
+        return anvil
+
     def stop(self) -> None:
         self._stack.close()
+
+
+def local_chain_ids(collections_dir: Path, *, default_chain_id: int, configured: Iterable[int] = ()) -> list[int]:
+    """The chains local mode starts an anvil for: named by a collection without rpc_urls, not the default
+    chain, not one PERSONAMINT_CHAINS already points at."""
+    from config.collections import load_collection_configs
+
+    known = {default_chain_id, *configured}
+    named = {
+        config.chain.chain_id
+        for config in load_collection_configs(collections_dir).values()
+        if config.chain is not None and not config.chain.rpc_urls
+    }
+    return sorted(named - known)
+
+
+async def deploy_local_chains(anvils: Mapping[int, AnvilProcess], state_dir: Path | None) -> dict[str, object]:
+    """Deploy a contract on each chain; PERSONAMINT_CHAINS's value for them (chain id → rpc_url, contract)."""
+    chains: dict[str, object] = {}
+    for chain_id, anvil in anvils.items():
+        state = state_dir / f"chain-{chain_id}.json" if state_dir is not None else None
+        address, _ = await deploy_local_contract(anvil.url, state)
+        chains[str(chain_id)] = {"rpc_url": anvil.url, "contract_address": address}
+    return chains
 
 
 def service_env(
@@ -351,29 +396,35 @@ class DeployedServices:
     contract_address: str
     chain_id: int
     env: dict[str, str]
+    chains: dict[str, object] = dataclasses.field(default_factory=dict)  # PERSONAMINT_CHAINS's value
 
 
 @contextlib.contextmanager
-def deployed_services(root: Path, *, extra: dict[str, str] | None = None) -> Iterator[DeployedServices]:
+def deployed_services(
+    root: Path, *, extra: dict[str, str] | None = None, chains: Mapping[int, AnvilProcess] | None = None
+) -> Iterator[DeployedServices]:
     """Redis, anvil + the contract and every service process, all under `root`, stopped after.
 
-    `ServiceProcesses.start` returns once the API is healthy, failing if any process exits meanwhile.
+    `chains`: more running anvils by chain id (the caller's, so it can stop and restart them); each
+    gets a contract, a PERSONAMINT_CHAINS entry and a minter of its own. `ServiceProcesses.start`
+    returns once the API is healthy, failing if any process exits meanwhile.
     """
     with RedisServer(root / "redis") as redis_server, AnvilProcess() as anvil:
         address, chain_id = asyncio.run(deploy_local_contract(anvil.url))
+        more = asyncio.run(deploy_local_chains(chains, None)) if chains else {}
         env = service_env(
             redis_url=redis_server.url,
             rpc_url=anvil.url,
             contract_address=address,
             chain_id=chain_id,
             data_dir=root / "data",
-            extra=extra,
+            extra={**({"PERSONAMINT_CHAINS": json.dumps(more)} if more else {}), **(extra or {})},
         )
-        services = ServiceProcesses(env, port=free_port(), log_dir=root / "logs")
+        services = ServiceProcesses(env, port=free_port(), log_dir=root / "logs", minter_chains=list(chains or ()))
         try:
             # Inside the try: a process that fails to start must not leave its siblings running.
             services.start()
-            yield DeployedServices(redis_server, anvil, services, address, chain_id, env)
+            yield DeployedServices(redis_server, anvil, services, address, chain_id, env, more)
         finally:
             services.stop()
 

@@ -7,6 +7,10 @@ line in Redis, oldest first, and take the place of each admitted job that leaves
 stage (reaches the minter, fails, or is gone). Another tenant's job therefore waits behind at
 most `per_tenant` jobs of each busy tenant, whatever their backlogs.
 
+A tenant has one line per chain (`fair_lane`): a chain that does not answer holds only that
+chain's jobs in their profiling retries, and the tenant's jobs on other chains go on. The default
+chain's lane is the tenant's name, as before several chains.
+
 Nothing accepted is lost on the way: a job is admitted or waiting from the moment it is accepted
 (`submit`), both in Redis; a place freed by a worker that died before it could hand it on is
 found by the reconciler's `sweep`, and a job admitted but missing from the queue is re-enqueued
@@ -30,6 +34,13 @@ PIPELINE_STATUSES = frozenset(
 )
 
 Enqueue = Callable[[str], Awaitable[None]]
+
+
+def fair_lane(tenant: str, chain: str | None = None) -> str:
+    """The line `tenant`'s jobs on `chain` (a route key; None: the default chain) wait in.
+
+    `#` is in no tenant name (jobs/ids.py), so a lane never collides with a tenant's own."""
+    return tenant if chain is None else f"{tenant}#{chain}"
 
 
 def _ids(raw: Iterable[Any]) -> list[str]:
@@ -76,6 +87,10 @@ class FairShare:
 
     async def waiting(self, tenant: str) -> int:
         return int(await self.redis.zcard(keys.fair_waiting_key(tenant)))
+
+    async def waiting_ids(self, tenant: str, *, limit: int = 100) -> list[str]:
+        """The oldest `limit` jobs in the line, oldest first."""
+        return _ids(await self.redis.zrange(keys.fair_waiting_key(tenant), 0, limit - 1))
 
     async def admitted(self, tenant: str) -> set[str]:
         return set(_ids(await self.redis.smembers(keys.fair_admitted_key(tenant))))  # type: ignore[misc]

@@ -245,6 +245,11 @@ _MINTER_HEALTH_PREFIX = "pm:minter:health:"
 MINTER_HEALTH_PATTERN = f"{_MINTER_HEALTH_PREFIX}*"  # every live minter's report (SCAN MATCH)
 
 
+def minter_route_key(route: str) -> str:
+    """Present while a minter takes jobs off this route's mint queue (route: `default` or a chain id)."""
+    return f"pm:minter:route:{route}"
+
+
 def minter_health_key(chain_id: int, signer: str) -> str:
     """A minter's last health report (expires when it stops reporting)."""
     return f"{_MINTER_HEALTH_PREFIX}{chain_id}:{signer}"

@@ -57,6 +57,7 @@ class OpenJob:
     status: JobStatus
     tenant: str
     created_at: float
+    collection: str = "default"
 
 
 @dataclass(frozen=True)
@@ -212,14 +213,22 @@ class JobStore:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id, _ in found_jobs:
-                pipe.hmget(keys.job_key(job_id), ["status", "tenant"])
+                pipe.hmget(keys.job_key(job_id), ["status", "tenant", "collection"])
             found = await pipe.execute()
         open_jobs = []
-        for (job_id, created_at), (status, tenant) in zip(found_jobs, found, strict=True):
+        for (job_id, created_at), (status, tenant, collection) in zip(found_jobs, found, strict=True):
             if status is None or tenant is None:
                 await self.redis.zrem(keys.OPEN_JOBS_KEY, job_id)
                 continue
-            open_jobs.append(OpenJob(job_id, JobStatus(status.decode()), tenant.decode(), created_at))
+            open_jobs.append(
+                OpenJob(
+                    job_id,
+                    JobStatus(status.decode()),
+                    tenant.decode(),
+                    created_at,
+                    collection.decode() if collection else "default",
+                )
+            )
         return open_jobs
 
     async def trim(self, *, now: float | None = None) -> int:

@@ -85,6 +85,31 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, default=str))
 
 
+class _ExpectedRetries(logging.Filter):
+    """Drops the traceback of an error the service expects and retries (a chain that does not answer):
+    the line says what failed; a traceback per retry would bury everything else during an outage."""
+
+    def __init__(self, types: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.types = types
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and isinstance(error, self.types):
+            record.exc_info = None
+            record.exc_text = None
+            # SAQ's line names the job with the last attempt's error, its traceback included.
+            record.msg, record.args = record.getMessage().partition(", error: Traceback")[0], ()
+            record.retried = f"{type(error).__name__}: {str(error)[:300]}"
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_retries(logger_name: str, *types: type[BaseException]) -> None:
+    """`logger_name`'s errors of these types are logged as one warning line, without the traceback."""
+    logging.getLogger(logger_name).addFilter(_ExpectedRetries(types))
+
+
 def configure(level: str | None = None) -> None:
     """Route every logger (uvicorn's and SAQ's included) through one JSON handler on stderr."""
     handler = logging.StreamHandler()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from redis.asyncio import Redis
 
 from chain.rpc import JsonRpc
+from config.chains import DEFAULT_CHAIN, ChainRoutes
 from config.settings import Settings
 from jobs.keys import HISTORY_CACHE_PREFIX
 from personalization.cache import CachedHistory, HistoryCache
-from personalization.history import HistorySource, RpcHistorySource
+from personalization.history import HistorySource, RpcHistorySource, history_rpc
 from personalization.indexer import AlchemyHistorySource
 from personalization.orchestrator import Orchestrator, build_orchestrator
 from personalization.registry import ContractRegistry
@@ -61,10 +64,29 @@ def build_orchestrator_from(settings: Settings, redis: Redis) -> Orchestrator:
     )
 
 
-def build_personalizer(settings: Settings, rpc: JsonRpc, redis: Redis) -> Personalizer:
-    """Profile + style exactly as the worker runs them: the API's previews and profiles use the same one."""
+def history_rpcs(routes: ChainRoutes, *, retries: int = 4, default_url: str | None = None) -> dict[str, JsonRpc]:
+    """One history client per chain (route key → client) on its primary RPC URL.
+
+    `default_url` stands in for a default chain without PERSONAMINT_RPC_URL (the API's
+    profiles answer 503 there rather than refusing to start).
+    """
+    clients = {}
+    for key, route in routes.chains.items():
+        url = route.rpc_urls[0] if route.rpc_urls else default_url
+        if url is None:
+            raise ValueError(f"{route.label} has no RPC URL (PERSONAMINT_RPC_URL is not set)")
+        clients[key] = history_rpc(url, retries=retries)
+    return clients
+
+
+def build_personalizer(settings: Settings, rpcs: Mapping[str, JsonRpc], redis: Redis) -> Personalizer:
+    """Profile + style exactly as the worker runs them: the API's previews and profiles use the same one.
+
+    `rpcs`: each chain's history client by route key (`history_rpcs`); `default` is required.
+    """
     return Personalizer(
-        history=build_history(settings, rpc, redis),
+        history=build_history(settings, rpcs[DEFAULT_CHAIN], redis),
         registry=load_registry(settings),
         orchestrator=build_orchestrator_from(settings, redis),
+        chain_histories={key: build_history(settings, rpc, redis) for key, rpc in rpcs.items() if key != DEFAULT_CHAIN},
     )

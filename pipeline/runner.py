@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from config.chains import DEFAULT_CHAIN
 from ipfs.pinning import Pinner
 from jobs.model import Job, PinStage, RenderStage, Stage, StageOutput
 from jobs.store import JobStore
@@ -32,11 +33,18 @@ class Personalizer:
     """A wallet's profile and its style in a collection: a job's first two stages, and a preview's."""
 
     history: CachedHistory
+    """The default chain's history."""
     registry: ContractRegistry
     orchestrator: Orchestrator
+    chain_histories: Mapping[str, CachedHistory] = field(default_factory=dict)
+    """Every other chain's, by route key (its chain id): a collection's profile reads its own chain."""
 
-    async def profile(self, address: str, context: dict[str, Any]) -> WalletProfile:
-        summary = await self.history.summary(address)
+    def history_for(self, chain: str) -> CachedHistory:
+        return self.history if chain == DEFAULT_CHAIN else self.chain_histories[chain]
+
+    async def profile(self, address: str, context: dict[str, Any], *, chain: str = DEFAULT_CHAIN) -> WalletProfile:
+        """The wallet's profile from `chain`'s history (a route key: `default` or a chain id)."""
+        summary = await self.history_for(chain).summary(address)
         return build_profile(summary, self.registry, context)
 
     async def style(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
@@ -60,6 +68,7 @@ class PipelineDeps:
     pinner: Pinner  # this machine's store + the remote pinners: where stage outputs travel between machines
     renderer: Renderer = field(default_factory=ProceduralRenderer)
     on_stage: Callable[[str, float], None] | None = None  # (stage, seconds) as each one completes
+    chains: Mapping[str, str] = field(default_factory=dict)  # collection id → its chain's route key
 
 
 class Pipeline:
@@ -88,7 +97,8 @@ class Pipeline:
         dna = self.deps.collections[job.collection]
 
         async def profile_stage() -> WalletProfile:
-            return await self.deps.personalizer.profile(job.recipient, job.context)
+            chain = self.deps.chains.get(job.collection, DEFAULT_CHAIN)
+            return await self.deps.personalizer.profile(job.recipient, job.context, chain=chain)
 
         profile = await self._stage(job, Stage.PROFILE, job.profile, profile_stage)
 

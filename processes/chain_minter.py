@@ -1,4 +1,9 @@
-"""The minter process: holds the (chain, signer) lease and mints jobs off the mint queue."""
+"""The minter process: holds the (chain, signer) lease and mints its chain's jobs off that chain's mint queue.
+
+One runs per chain a deployment mints on (PERSONAMINT_MINTER_CHAIN_ID; unset: the default chain).
+Every collection on that chain is minted here, in its own contract, from one signer and one nonce
+space; another chain's jobs are in another queue that this process never reads.
+"""
 
 from __future__ import annotations
 
@@ -26,19 +31,22 @@ from chain.rpc import JsonRpc
 from chain.web3 import connect_web3
 from config.chain_check import (
     BalanceWatch,
+    is_loopback_anvil,
     refuse_wrong_chains,
     rpc_balance,
     service_signer,
     signer_balance_floor_wei,
     webhook_alert,
 )
+from config.chains import DEFAULT_CHAIN, ChainRoute, ChainRouteError
 from config.clients import Core
 from config.settings import Settings
 from jobs.errors import job_error
 from jobs.keys import MINTER_HEALTH_PATTERN, minter_health_key, minter_journal_key
 from jobs.lease import FencedLease, LeaseLost
+from jobs.minters import WAITING_FOR_MINTER, mark_alive
 from jobs.model import JobError, JobStatus, MintStage
-from jobs.queues import MINT_QUEUE, TurnTakingQueue, heartbeat, worker_timers
+from jobs.queues import MINT_QUEUE, TurnTakingQueue, enqueue_mint, heartbeat, worker_timers
 from observability.logging import job_context
 from observability.metrics import MinterCollector, serve_process_metrics
 
@@ -51,17 +59,19 @@ HEALTH_TTL_S = 30
 HEALTH_EVERY_S = 2.0  # how often the health report (Redis, /metrics) is refreshed
 
 
-def minter_config(settings: Settings) -> MinterConfig:
-    """The chain library's minter knobs, from the service settings."""
+def minter_config(settings: Settings, route: ChainRoute | None = None) -> MinterConfig:
+    """The chain library's minter knobs, from the service settings and the chain's route (its collections'
+    confirmations and fee ceiling: the most careful of them)."""
+    ceiling_wei = None if settings.fee_ceiling_gwei is None else int(settings.fee_ceiling_gwei * GWEI)
     return MinterConfig(
-        confirmations=settings.confirmations,
+        confirmations=settings.confirmations if route is None else route.confirmations,
         poll_s=settings.mint_poll_s,
         gas_budget=settings.mint_gas_budget,
         max_batch=settings.mint_max_batch,
         stall_s=settings.mint_stall_s,
         stall_blocks=settings.mint_stall_blocks,
         fees=FeePolicy(
-            ceiling_wei=None if settings.fee_ceiling_gwei is None else int(settings.fee_ceiling_gwei * GWEI),
+            ceiling_wei=ceiling_wei if route is None else route.max_fee_per_gas_wei,
             priority_fee_wei=None if settings.fee_priority_gwei is None else int(settings.fee_priority_gwei * GWEI),
             legacy=settings.fee_legacy,
         ),
@@ -69,7 +79,7 @@ def minter_config(settings: Settings) -> MinterConfig:
         # The one signer-balance threshold and cadence: this reading also feeds the alert.
         low_balance_wei=signer_balance_floor_wei(settings),
         balance_check_s=settings.balance_check_s,
-        logs_from_block=settings.contract_deploy_block,
+        logs_from_block=settings.contract_deploy_block if route is None else route.deploy_block,
     )
 
 
@@ -108,8 +118,8 @@ class _MintQueue(TurnTakingQueue):
     job seen not-yet-active is re-queued only if it is still so at the next sweep.
     """
 
-    def __init__(self, redis: Redis, *, sweep_every_s: float) -> None:
-        super().__init__(redis, name=MINT_QUEUE)
+    def __init__(self, redis: Redis, *, sweep_every_s: float, name: str = MINT_QUEUE) -> None:
+        super().__init__(redis, name=name)
         self._sweep_every_s = max(1, int(sweep_every_s))
         self._not_active: set[str] = set()
 
@@ -157,6 +167,7 @@ class MinterContext(Context, total=False):
     core: Core
     minter: Minter
     chain_id: int
+    route: str
 
 
 async def mint_job(ctx: MinterContext, *, job_id: str) -> str:
@@ -178,6 +189,15 @@ async def _mint_job(ctx: MinterContext, job_id: str) -> str:
         await core.jobs.fail(job_id, JobError("not_pinned", "the job reached the minter without a pin"))
         return JobStatus.FAILED
     shown: dict[str, str | None] = {"detail": None}
+    route = core.routes.for_collection(job.collection)
+    contract = route.contract_address
+    if route.chain.key != ctx["route"] or contract not in minter.contracts:
+        # Enqueued under other collection files (edited since): the job goes to its chain's minter.
+        log.warning("job %s is for %s, not this minter's chain; moving it there", job_id, route.chain.label)
+        await enqueue_mint(core.mint_queue_for(job.collection), core.settings, job_id)
+        return "rerouted"
+    if job.detail and job.detail.startswith(WAITING_FOR_MINTER):
+        await core.jobs.set_status(job_id, JobStatus.MINTING, detail=f"a minter on chain {ctx['chain_id']} took it")
 
     async def on_progress(progress: MintProgress) -> None:
         # Only waits and setbacks are worth a status event; the sent transaction is the minter's
@@ -201,6 +221,7 @@ async def _mint_job(ctx: MinterContext, job_id: str) -> str:
                         job.recipient,
                         pin.token_uri,
                         on_progress=on_progress,
+                        contract=contract,
                     ),
                     deadline_s,
                 )
@@ -221,7 +242,7 @@ async def _mint_job(ctx: MinterContext, job_id: str) -> str:
         block_number=receipt.block_number,
         gas_used=receipt.gas_used,
         batch_size=receipt.batch_size,
-        contract=minter.contract.address,
+        contract=contract,
         chain_id=ctx["chain_id"],
         already_minted=receipt.already_minted,
     )
@@ -230,11 +251,15 @@ async def _mint_job(ctx: MinterContext, job_id: str) -> str:
     return JobStatus.CONFIRMED
 
 
-async def publish_health(redis: Redis, minter: Minter, chain_id: int) -> None:
-    """Write the minter's health and counters where any process can read them (see `minter_health`)."""
+async def publish_health(redis: Redis, minter: Minter, chain_id: int, route: str = DEFAULT_CHAIN) -> None:
+    """Write the minter's health and counters where any process can read them (see `minter_health`),
+    and that its route has a live minter (what a job waiting in that route's queue is told)."""
     health = minter.health()
-    document = {**health.__dict__, "chain_id": chain_id, "at": time.time()}
-    await redis.set(minter_health_key(chain_id, health.signer), json.dumps(document), ex=HEALTH_TTL_S)
+    document = {**health.__dict__, "chain_id": chain_id, "route": route, "at": time.time()}
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(minter_health_key(chain_id, health.signer), json.dumps(document), ex=HEALTH_TTL_S)
+        mark_alive(pipe, route, health.signer)
+        await pipe.execute()
 
 
 async def minter_health(redis: Redis) -> list[dict[str, Any]]:
@@ -262,17 +287,39 @@ async def _minter_core(settings: Settings) -> Core:
     return Core.create(patient, client_name="personamint-minter")
 
 
+async def _first_answering(urls: tuple[str, ...], timeout_s: float) -> tuple[JsonRpc, int]:
+    """The chain's first RPC URL that answers eth_chainId (the rest are fallbacks), and that chain id."""
+    problems = []
+    for index, url in enumerate(urls):
+        rpc = JsonRpc(url, timeout_s=timeout_s)
+        try:
+            return rpc, int(await rpc.call("eth_chainId"), 16)
+        except ChainError as exc:
+            problems.append(f"RPC URL #{index + 1}: {type(exc).__name__}")
+            await rpc.aclose()
+    raise SystemExit(f"no RPC URL of this minter's chain answered ({'; '.join(problems)})")
+
+
 async def run_minter(settings: Settings) -> None:
-    if not (settings.rpc_url and settings.contract_address):
-        raise SystemExit("the minter needs PERSONAMINT_RPC_URL and PERSONAMINT_CONTRACT_ADDRESS")
     core = await _minter_core(settings)
-    rpc = JsonRpc(settings.rpc_url, timeout_s=settings.rpc_timeout_s)
-    chain_id = int(await rpc.call("eth_chainId"), 16)
-    if settings.chain_id is not None and chain_id != settings.chain_id:
-        raise SystemExit(f"RPC chain id {chain_id} differs from PERSONAMINT_CHAIN_ID {settings.chain_id}")
-    await refuse_wrong_chains(settings)
     try:
-        account = await service_signer(settings, chain_id=chain_id)
+        route = core.routes.minter_chain(settings.minter_chain_id)
+    except ChainRouteError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None
+    if not (route.rpc_urls and route.contracts):
+        raise SystemExit(
+            f"the minter for {route.label} needs an RPC URL and a contract: PERSONAMINT_RPC_URL and "
+            "PERSONAMINT_CONTRACT_ADDRESS (default chain), else the collections' [chain] rpc_urls and "
+            "[deployment] contract_address or PERSONAMINT_CHAINS"
+        )
+    rpc, chain_id = await _first_answering(route.rpc_urls, settings.rpc_timeout_s)
+    if route.chain_id is not None and chain_id != route.chain_id:
+        raise SystemExit(f"RPC chain id {chain_id} differs from {route.label}'s")
+    await refuse_wrong_chains(settings, chain_ids={chain_id})
+    try:
+        # Local mode's extra chains are anvils with ids of their own; its dev keys are fine there.
+        dev_chain = settings.env == "local" and await is_loopback_anvil(rpc)
+        account = await service_signer(settings, chain_id=chain_id, dev_chain=dev_chain)
     except ChainError as exc:
         raise SystemExit(f"refusing to start: {exc}") from None
     lease = FencedLease(
@@ -282,12 +329,21 @@ async def run_minter(settings: Settings) -> None:
     await lease.acquire(poll_s=min(0.5, settings.lease_ttl_s / 4))
     log.info("minter holds lease fence %s", lease.token)
 
-    w3 = connect_web3(settings.rpc_url)
-    contract = PersonaMint(w3, settings.contract_address)
+    w3 = connect_web3(rpc.url)
+    contracts = [PersonaMint(w3, address) for address in route.contracts]
     journal = RedisMintJournal(core.redis, lease, chain_id, account.address)
-    minter = Minter(rpc, account, contract, minter_config(settings), journal=journal, chain_id=chain_id)
+    minter = Minter(
+        rpc,
+        account,
+        contracts[0],
+        minter_config(settings, route),
+        journal=journal,
+        chain_id=chain_id,
+        contracts=contracts[1:],
+    )
     await minter.start()
-    queue = _MintQueue(core.redis, sweep_every_s=settings.sweep_s)
+    log.info("minting on chain %d in %d contract(s) from queue %s", chain_id, len(contracts), route.mint_queue)
+    queue = _MintQueue(core.redis, sweep_every_s=settings.sweep_s, name=route.mint_queue)
     orphans = await retry_orphans(queue)
     if orphans:
         log.info("requeued %d mint jobs the previous minter held", orphans)
@@ -298,7 +354,9 @@ async def run_minter(settings: Settings) -> None:
         concurrency=settings.mint_concurrency,
         timers=worker_timers(settings.sweep_s),
     )
-    worker.context.update({"core": core, "minter": minter, "chain_id": chain_id})
+    worker.context.update({"core": core, "minter": minter, "chain_id": chain_id, "route": route.key})
+    with contextlib.suppress(Exception):  # at once, not HEALTH_EVERY_S later: waiting jobs may go on
+        await publish_health(core.redis, minter, chain_id, route.key)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -344,7 +402,7 @@ async def run_minter(settings: Settings) -> None:
             health = minter.health()
             collector.update(health)
             with contextlib.suppress(Exception):
-                await publish_health(core.redis, minter, chain_id)
+                await publish_health(core.redis, minter, chain_id, route.key)
             if watch is not None and health.balance_wei is not None:
                 await watch.observe(health.balance_wei)
             await asyncio.sleep(HEALTH_EVERY_S)

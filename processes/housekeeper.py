@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from config.clients import Core
 from config.settings import Settings
+from jobs.minters import WAITING_FOR_MINTER, has_live_minter, waiting_for_minter
+from jobs.model import JobStatus
 from jobs.queues import enqueue_mint
 from observability.metrics import serve_process_metrics
 from processes.reconciler import Reconciler
@@ -26,11 +28,24 @@ from webhooks.egress import EgressPolicy
 log = logging.getLogger("personamint.housekeeper")
 
 
+async def requeue_mint(core: Core, job_id: str) -> None:
+    """Put a minting job back on its chain's mint queue (keyed: a no-op while the queue holds it);
+    when that chain has no live minter, the job's status says it waits for one."""
+    job = await core.jobs.get(job_id)
+    if job is None or job.status.ended:
+        return
+    chain = core.chain_for(job.collection)
+    await enqueue_mint(core.mint_queue_for(job.collection), core.settings, job_id)
+    if not await has_live_minter(core.redis, chain.key) and not (job.detail or "").startswith(WAITING_FOR_MINTER):
+        await core.jobs.set_status(job_id, JobStatus.MINTING, detail=waiting_for_minter(chain.label))
+
+
 def build_reconciler(settings: Settings, core: Core) -> Reconciler:
     return Reconciler(
         core.jobs,
         fair=core.fair,
-        enqueue_mint=lambda job_id: enqueue_mint(core.mint_queue, settings, job_id),
+        lane=core.fair_lane,
+        enqueue_mint=lambda job_id: requeue_mint(core, job_id),
         every_s=settings.reconcile_s,
         after_s=settings.reconcile_after_s,
     )

@@ -18,7 +18,7 @@ from saq import Worker
 from saq.job import Job as SaqJob
 from saq.types import Context
 
-from chain.errors import ChainError
+from chain.errors import ChainError, ChainUnavailable
 from chain.rpc import JsonRpc
 from config.chain_check import refuse_wrong_chains
 from config.clients import Core
@@ -26,14 +26,14 @@ from config.settings import Settings
 from ipfs.pinning import CIDMismatch, Pinner, PinningRejected
 from jobs.errors import job_error
 from jobs.keys import preview_image_key
-from jobs.model import JobStatus
+from jobs.minters import has_live_minter, waiting_for_minter
+from jobs.model import Job, JobStatus
 from jobs.queues import PREVIEW_QUEUE, enqueue_mint, heartbeat, make_queue, worker_timers
-from observability.logging import job_context
+from observability.logging import job_context, quiet_retries
 from observability.metrics import WorkerMetrics, serve_process_metrics
 from personalization.errors import PersonalizationError, StyleDNAError
-from personalization.history import history_rpc
 from personalization.style import StyleDNA, StyleParams
-from pipeline.build import build_personalizer
+from pipeline.build import build_personalizer, history_rpcs
 from pipeline.runner import Personalizer, Pipeline, PipelineDeps
 from render.errors import RenderError
 from render.renderer import DiffusionOptions, Renderer, build_renderer
@@ -50,7 +50,7 @@ class WorkerResources:
     """What one worker process builds at start-up and every job it runs shares."""
 
     core: Core
-    rpc: JsonRpc
+    rpcs: dict[str, JsonRpc]  # each chain's history client, by route key
     pinner: Pinner
     personalizer: Personalizer
     renderer: Renderer
@@ -63,7 +63,8 @@ class WorkerResources:
             self.stop_metrics()
         await self.personalizer.aclose()
         await self.renderer.aclose()
-        await self.rpc.aclose()
+        for rpc in self.rpcs.values():
+            await rpc.aclose()
         await self.core.close()
 
 
@@ -89,7 +90,7 @@ async def _pipeline_job(ctx: WorkerContext, job_id: str) -> str:
         log.warning("job %s vanished", job_id)  # its place in the tenant's share: the reconciler's sweep
         return "missing"
     if job.status.ended:
-        await core.fair.release(job.tenant, job_id)
+        await core.fair.release(core.fair_lane(job.tenant, job.collection), job_id)
         return job.status
     await core.jobs.bump_attempts(job_id)
     try:
@@ -97,19 +98,23 @@ async def _pipeline_job(ctx: WorkerContext, job_id: str) -> str:
             await pipeline.run(job)
     except PERMANENT as exc:
         await core.jobs.fail(job_id, job_error(exc))
-        await core.fair.release(job.tenant, job_id)
+        await core.fair.release(core.fair_lane(job.tenant, job.collection), job_id)
         metrics.jobs.labels(JobStatus.FAILED).inc()
         return JobStatus.FAILED
     except Exception as exc:
         last = await _fail_if_last_attempt(core, saq_job, job_id, exc)
         if last:
-            await core.fair.release(job.tenant, job_id)
+            await core.fair.release(core.fair_lane(job.tenant, job.collection), job_id)
+        elif isinstance(exc, ChainUnavailable):
+            await _say_chain_unreachable(core, job, exc)
         metrics.jobs.labels("failed" if last else "retry").inc()
         raise
-    await core.jobs.set_status(job_id, JobStatus.MINTING)
-    await enqueue_mint(core.mint_queue, core.settings, job_id)
+    chain = core.chain_for(job.collection)
+    detail = None if await has_live_minter(core.redis, chain.key) else waiting_for_minter(chain.label)
+    await core.jobs.set_status(job_id, JobStatus.MINTING, detail=detail)
+    await enqueue_mint(core.mint_queue_for(job.collection), core.settings, job_id)
     # Past the pipeline stage: the job's place in its tenant's share goes to the tenant's next one.
-    await core.fair.release(job.tenant, job_id)
+    await core.fair.release(core.fair_lane(job.tenant, job.collection), job_id)
     metrics.jobs.labels(JobStatus.MINTING).inc()
     return JobStatus.MINTING
 
@@ -140,7 +145,8 @@ async def preview_job(
         if recipient is None:
             raise ValueError("preview_job needs a recipient or params")
         try:
-            profile = await resources.personalizer.profile(recipient, context or {})
+            chain = core.chain_for(collection).key
+            profile = await resources.personalizer.profile(recipient, context or {}, chain=chain)
             orchestration = await resources.personalizer.style(profile, dna)
         except (ChainError, PersonalizationError) as exc:  # the API answers it with the code's problem
             log.warning("preview %s: %s (%s)", preview_id, type(exc).__name__, exc.code)
@@ -165,6 +171,19 @@ async def preview_job(
     }
 
 
+async def _say_chain_unreachable(core: Core, job: Job, exc: ChainUnavailable) -> None:
+    """While a job's chain does not answer, its status says so, and so do those of the tenant's jobs
+    waiting behind it in that chain's line (the oldest hundred; each is told once)."""
+    label = core.chain_for(job.collection).label
+    detail = f"{label} is unreachable ({type(exc).__name__}); the job retries and goes on when it answers"
+    waiting = await core.fair.waiting_ids(core.fair_lane(job.tenant, job.collection))
+    for job_id in [job.id, *waiting]:
+        current = await core.jobs.get(job_id)
+        if current is None or current.status.ended or current.detail == detail:
+            continue
+        await core.jobs.set_status(job_id, current.status, detail=detail)
+
+
 async def _fail_if_last_attempt(core: Core, saq_job: SaqJob | None, job_id: str, exc: BaseException) -> bool:
     """Record the failure when no retry is left; True when this was the job's last attempt."""
     log.warning("job %s attempt failed: %s", job_id, type(exc).__name__)
@@ -177,15 +196,14 @@ async def _fail_if_last_attempt(core: Core, saq_job: SaqJob | None, job_id: str,
 async def startup(ctx: WorkerContext) -> None:
     settings = ctx["settings"]
     core = Core.create(settings)
-    assert settings.rpc_url is not None, "PERSONAMINT_RPC_URL is not set"
-    rpc = history_rpc(settings.rpc_url)
+    rpcs = history_rpcs(core.routes)
     pinner = core.pinner
     renderer = await renderer_from_settings(settings, core.collections)
     metrics = WorkerMetrics()
     stop_metrics = None
     if settings.metrics_port is not None:
         stop_metrics = serve_process_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
-    personalizer = build_personalizer(settings, rpc, core.redis)
+    personalizer = build_personalizer(settings, rpcs, core.redis)
     pipeline = Pipeline(
         PipelineDeps(
             jobs=core.jobs,
@@ -194,11 +212,12 @@ async def startup(ctx: WorkerContext) -> None:
             pinner=pinner,
             renderer=renderer,
             on_stage=metrics.observe_stage,
+            chains={collection_id: route.chain.key for collection_id, route in core.routes.collections.items()},
         )
     )
     ctx["resources"] = WorkerResources(
         core=core,
-        rpc=rpc,
+        rpcs=rpcs,
         pinner=pinner,
         personalizer=personalizer,
         renderer=renderer,
@@ -247,9 +266,12 @@ async def run_worker(settings: Settings) -> None:
         # Weight 3 against a nice-0 process's 1024 (nice 10 still gets ~10 % beside one): a
         # preview renders with the CPU that mints, the API and the chain leave over.
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    await refuse_wrong_chains(settings)
+    # A chain that does not answer is retried (and the job's status says so): one line per attempt.
+    quiet_retries("saq", ChainUnavailable)
     core = Core.create(settings)
     try:
+        # A chain that does not answer yet is only logged when there are several: the others' jobs go on.
+        await refuse_wrong_chains(settings, refuse_unreachable=len(core.routes.chains) == 1)
         if "pipeline" in settings.worker_queues:
             await _run_pipeline_worker(settings, core, with_previews="preview" in settings.worker_queues)
         else:

@@ -32,9 +32,11 @@ class Reconciler:
         enqueue_mint: Callable[[str], Awaitable[None]],
         every_s: float,
         after_s: float,
+        lane: Callable[[str, str], str] = lambda tenant, collection: tenant,
     ) -> None:
         self.jobs = jobs
         self.fair = fair
+        self.lane = lane  # (tenant, collection) → its line in the fair share (a line per chain)
         self.enqueue_mint = enqueue_mint
         self.every_s = every_s
         self.after_s = after_s
@@ -53,7 +55,8 @@ class Reconciler:
                 await self.enqueue_mint(open_job.id)
             else:
                 # Through the tenant's share: an admitted job is enqueued again, a waiting one keeps its place.
-                await self.fair.submit(open_job.tenant, open_job.id, created_at=open_job.created_at)
+                lane = self.lane(open_job.tenant, open_job.collection)
+                await self.fair.submit(lane, open_job.id, created_at=open_job.created_at)
             revived += 1
         return revived
 

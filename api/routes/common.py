@@ -171,7 +171,7 @@ async def accept_mint(
     if status in PIPELINE_STATUSES:
         # Into the tenant's share of the pipeline queue (jobs/fairshare.py). Submitting a live job
         # again is a no-op (keyed enqueue, or its place in the tenant's line); a stalled one revives.
-        await core.fair.submit(caller.tenant, accepted.job_id, created_at=created_at)
+        await core.fair.submit(core.fair_lane(caller.tenant, collection), accepted.job_id, created_at=created_at)
     # Accepted means it survives a failover: the job (and its place in line) is on the replicas too.
     await core.replication.confirm()
     log.info("mint %s %s", accepted.outcome, accepted.job_id, extra={"job_id": accepted.job_id})

@@ -90,7 +90,7 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
 
     async def queue_probe() -> CheckReport:
         pipeline_depth = await core.pipeline_queue.count("queued")
-        mint_depth = await core.mint_queue.count("queued")
+        mint_depth = sum([await queue.count("queued") for queue in core.mint_queues.values()])
         state.metrics.queue_depth.labels("pipeline").set(pipeline_depth)
         state.metrics.queue_depth.labels("mint").set(mint_depth)
         return {"ok": pipeline_depth + mint_depth <= settings.max_queue_depth, "pipeline": pipeline_depth,

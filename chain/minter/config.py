@@ -57,7 +57,7 @@ class MintReceipt:
 class MintProgress:
     """A step a request took that its caller may want to show (status detail, saved tx hash)."""
 
-    state: Literal["waiting", "sent", "mined", "requeued"]
+    state: Literal["waiting", "sent", "mined", "requeued", "resumed"]
     detail: str
     tx_hash: str | None = None
 

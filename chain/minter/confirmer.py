@@ -36,6 +36,8 @@ class Confirmer:
             try:
                 await self._tick()
                 backoff = 0
+                if state.unreachable_since is not None:
+                    self._reachable_again()
             except asyncio.CancelledError:
                 raise
             except FenceLost as exc:
@@ -44,12 +46,35 @@ class Confirmer:
             except Exception as exc:  # noqa: BLE001 - confirming must go on through any fault
                 state.stats.loop_errors += 1
                 log.warning("confirmer: %s: %s", type(exc).__name__, str(exc)[:300])
+                if isinstance(exc, ChainError) and not isinstance(exc, RpcCallError):
+                    self._unreachable(exc)
                 await asyncio.sleep(state.rpc.backoff(backoff))
                 backoff = min(backoff + 1, 8)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.poke.wait(), state.config.poll_s)
             state.poke.clear()
+
+    def _unreachable(self, exc: ChainError) -> None:
+        """The node stopped answering (its client's retries are spent): tell every waiting request why."""
+        state = self.state
+        if state.unreachable_since is not None:
+            return
+        state.unreachable_since = time.monotonic()
+        state.unreachable_detail = (
+            f"{state.where} is unreachable ({type(exc).__name__}); the mint waits and resumes when it answers"
+        )
+        log.warning("%s is unreachable (%s); mints wait for it", state.where, type(exc).__name__)
+        state.notify(list(state.requests.values()), MintProgress("waiting", state.unreachable_detail))
+
+    def _reachable_again(self) -> None:
+        state = self.state
+        assert state.unreachable_since is not None
+        down_s = time.monotonic() - state.unreachable_since
+        state.unreachable_since = None
+        log.info("%s answers again after %.1f s", state.where, down_s)
+        state.notify(list(state.requests.values()), MintProgress("resumed", f"{state.where} answers again; minting"))
+        state.wake.set()
 
     async def _tick(self) -> None:
         state = self.state
@@ -140,7 +165,8 @@ class Confirmer:
             "blockNumber": mined.block_number,
             "gasUsed": as_int(mined.receipt["gasUsed"]),
         }
-        outcome = state.contract.parse_receipt(receipt)
+        # A filler mints nothing: any contract reads its (empty) receipt.
+        outcome = state.contract_at(tx.contract or state.contract.address).parse_receipt(receipt)
         minted = {m.request_id: m for m in outcome.minted}
         skipped = {s.request_id: s for s in outcome.skipped}
         share = outcome.gas_used // max(1, len(minted))
@@ -206,7 +232,7 @@ class Confirmer:
         state = self.state
         call = {
             "from": state.account.address,
-            "to": state.contract.address,
+            "to": tx.contract or state.account.address,
             "data": "0x" + tx.data.hex(),
             "gas": hex(tx.gas),
         }

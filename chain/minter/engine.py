@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
 from eth_account.signers.local import LocalAccount
 
@@ -52,6 +53,7 @@ class Minter:
         *,
         journal: MintJournal | None = None,
         chain_id: int | None = None,
+        contracts: Sequence[PersonaMint] = (),
     ) -> None:
         # Any Signer works (keystore, remote HTTP signer); a bare eth-account key is wrapped.
         signer: Signer = LocalSigner(account, source="account") if isinstance(account, LocalAccount) else account
@@ -62,6 +64,7 @@ class Minter:
             config or MinterConfig(),
             journal if journal is not None else MemoryJournal(),
             chain_id,
+            contracts,
         )
         reads = ChainReads(state)
         existing = AlreadyMinted(state, reads)
@@ -84,6 +87,11 @@ class Minter:
     @property
     def contract(self) -> PersonaMint:
         return self._state.contract
+
+    @property
+    def contracts(self) -> dict[str, PersonaMint]:
+        """Every contract it mints in (the default one first), by checksummed address."""
+        return self._state.contracts
 
     @property
     def config(self) -> MinterConfig:
@@ -152,9 +160,11 @@ class Minter:
         token_uri: str,
         *,
         on_progress: ProgressListener | None = None,
+        contract: str | None = None,
     ) -> MintReceipt:
-        """Mint once per request_id and wait until confirmed; safe to call again after any crash."""
-        return await self._intake.mint(request_id, recipient, token_uri, on_progress)
+        """Mint once per request_id in `contract` (default: the minter's first) and wait until confirmed;
+        safe to call again after any crash."""
+        return await self._intake.mint(request_id, recipient, token_uri, on_progress, contract)
 
     def health(self) -> MinterHealth:
         state = self._state
@@ -176,9 +186,10 @@ class Minter:
             counters={**state.stats.as_dict(), "rpc_retries": state.rpc.stats.retries},
         )
 
-    async def find_existing(self, request_id: bytes) -> MintReceipt | None:
+    async def find_existing(self, request_id: bytes, contract: str | None = None) -> MintReceipt | None:
         """The token already minted for request_id, read from the chain (not waiting for depth)."""
-        (token_id,) = await self._reads.token_ids([request_id])
+        address = contract or self._state.contract.address
+        (token_id,) = await self._reads.token_ids(address, [request_id])
         if token_id is None:
             return None
-        return await self._reads.existing_receipt(request_id, token_id)
+        return await self._reads.existing_receipt(address, request_id, token_id)

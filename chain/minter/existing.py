@@ -41,10 +41,10 @@ class AlreadyMinted:
         try:
             for attempt in range(_LOOKUP_ATTEMPTS):
                 try:
-                    receipt = await self.reads.existing_receipt(request.request_id, token_id)
+                    receipt = await self.reads.existing_receipt(request.contract, request.request_id, token_id)
                     while (state.head or 0) < receipt.block_number + state.config.confirmations - 1:
                         await asyncio.sleep(state.config.poll_s)
-                    (still,) = await self.reads.token_ids([request.request_id])
+                    (still,) = await self.reads.token_ids(request.contract, [request.request_id])
                     if still == token_id:
                         mismatch = await self._mismatch(request, receipt)
                         if mismatch is not None:
@@ -70,7 +70,7 @@ class AlreadyMinted:
                 f"request id {request.request_id.hex()[:12]} already minted token {receipt.token_id} "
                 f"to another recipient than {request.recipient}"
             )
-        if await self.reads.minted_uri(receipt) != request.token_uri:
+        if await self.reads.minted_uri(request.contract, receipt) != request.token_uri:
             return RequestIdReused(
                 f"request id {request.request_id.hex()[:12]} already minted token {receipt.token_id} "
                 "with other metadata than this request's"

@@ -23,29 +23,42 @@ class Intake:
         self.state = state
 
     async def mint(
-        self, request_id: bytes, recipient: str, token_uri: str, on_progress: ProgressListener | None
+        self,
+        request_id: bytes,
+        recipient: str,
+        token_uri: str,
+        on_progress: ProgressListener | None,
+        contract: str | None = None,
     ) -> MintReceipt:
         state = self.state
+        address = state.contract.address if contract is None else to_checksum_address(contract)
+        state.contract_at(address)  # a contract this minter does not serve is refused before it is queued
         if state.fatal is not None:
             raise state.fatal
         if not state.running:
             raise MinterStopped("the minter is not running")
         done = state.resolved.get(request_id)
         if done is not None:
-            receipt, resolved_uri = done
-            _same_request(request_id, (receipt.recipient, resolved_uri), (recipient, token_uri))
+            receipt, resolved_uri, resolved_contract = done
+            _same_request(
+                request_id, (receipt.recipient, resolved_uri, resolved_contract), (recipient, token_uri, address)
+            )
             return receipt
         request = state.requests.get(request_id)
         if request is not None:
             # The same id asked for with another recipient or URI is another request: never share a token.
-            _same_request(request_id, (request.recipient, request.token_uri), (recipient, token_uri))
+            _same_request(
+                request_id, (request.recipient, request.token_uri, request.contract), (recipient, token_uri, address)
+            )
         else:
-            request = state.new_request(request_id, to_checksum_address(recipient), token_uri)
+            request = state.new_request(request_id, to_checksum_address(recipient), token_uri, address)
             state.stats.requests += 1
             state.pending[request_id] = request
             state.wake.set()
         if on_progress is not None:
             request.listeners.append(on_progress)
+            if state.unreachable_since is not None:  # arrived while the chain is down: say so now
+                state.notify([request], MintProgress("waiting", state.unreachable_detail))
         try:
             return await asyncio.shield(request.future)
         finally:
@@ -78,10 +91,13 @@ class Intake:
         if len(state.pending) < want and state.txs and config.linger_s > 0:
             # Others are in flight anyway: a short wait lets concurrent arrivals share one transaction.
             await asyncio.sleep(config.linger_s)
-        batch: list[MintRequest] = []
-        while state.pending and len(batch) < want:
-            _, request = state.pending.popitem(last=False)
-            batch.append(request)
+        if not state.pending:
+            return []  # another sender took them all while this one lingered
+        # One contract per transaction: the oldest request's, and the others waiting for it.
+        contract = next(iter(state.pending.values())).contract
+        batch = [request for request in state.pending.values() if request.contract == contract][:want]
+        for request in batch:
+            del state.pending[request.request_id]
         return batch
 
     def expire_fee_waits(self, now: float) -> None:
@@ -119,9 +135,10 @@ class Intake:
         self.expire_fee_waits(now)
 
 
-def _same_request(request_id: bytes, known: tuple[str, str], asked: tuple[str, str]) -> None:
-    """RequestIdReused unless `asked` (recipient, token URI) is the request `known` for this id."""
-    if known[0].lower() != asked[0].lower() or known[1] != asked[1]:
+def _same_request(request_id: bytes, known: tuple[str, str, str], asked: tuple[str, str, str]) -> None:
+    """RequestIdReused unless `asked` (recipient, token URI, contract) is the request `known` for this id."""
+    if known[0].lower() != asked[0].lower() or known[1] != asked[1] or known[2] != asked[2]:
         raise RequestIdReused(
-            f"request id {request_id.hex()[:12]} is another mint's (other recipient or metadata), not this one's"
+            f"request id {request_id.hex()[:12]} is another mint's (other recipient, metadata or contract), "
+            "not this one's"
         )

@@ -62,9 +62,8 @@ class ChainReads:
         )
         return as_int(head), as_int(latest), as_int(pending)
 
-    async def token_ids(self, request_ids: Sequence[bytes]) -> list[int | None]:
-        """tokenIdOf for many requests, batched: the exactly-once check before every send."""
-        address = self.state.contract.address
+    async def token_ids(self, address: str, request_ids: Sequence[bytes]) -> list[int | None]:
+        """tokenIdOf in the contract at `address` for many requests, batched: the check before every send."""
         answers: list[int | None] = []
         for start in range(0, len(request_ids), _RPC_CHUNK):
             chunk = request_ids[start : start + _RPC_CHUNK]
@@ -83,13 +82,13 @@ class ChainReads:
                 found.append(result if isinstance(result, dict) else None)
         return found
 
-    async def existing_receipt(self, request_id: bytes, token_id: int) -> MintReceipt:
-        """The receipt of a token minted earlier, from its Minted event."""
+    async def existing_receipt(self, address: str, request_id: bytes, token_id: int) -> MintReceipt:
+        """The receipt of a token minted earlier in the contract at `address`, from its Minted event."""
         logs = await self.state.rpc.call(
             "eth_getLogs",
             [
                 {
-                    "address": self.state.contract.address,
+                    "address": address,
                     "topics": [MINTED_TOPIC, "0x" + request_id.hex()],
                     "fromBlock": hex(self.state.config.logs_from_block),
                     "toBlock": "latest",
@@ -109,34 +108,33 @@ class ChainReads:
             already_minted=True,
         )
 
-    async def minted_uri(self, receipt: MintReceipt) -> str:
+    async def minted_uri(self, address: str, receipt: MintReceipt) -> str:
         """The URI a token was minted with: from its mint transaction's call data, so a later
         admin `setTokenURI` does not hide what the request asked for; the token's current
         `tokenURI` when that transaction is not a direct mint/mintBatch call (a contract wallet's).
         """
         tx = await self.state.rpc.call("eth_getTransactionByHash", [receipt.tx_hash])
-        if isinstance(tx, dict) and str(tx.get("to") or "").lower() == self.state.contract.address.lower():
+        if isinstance(tx, dict) and str(tx.get("to") or "").lower() == address.lower():
             found = _uri_in_call_data(bytes.fromhex(str(tx.get("input") or "0x")[2:]), receipt.request_id)
             if found is not None:
                 return found
         data = _TOKEN_URI + receipt.token_id.to_bytes(32, "big")
-        answer = await self.state.rpc.call(
-            "eth_call", [{"to": self.state.contract.address, "data": "0x" + data.hex()}, "latest"]
-        )
+        answer = await self.state.rpc.call("eth_call", [{"to": address, "data": "0x" + data.hex()}, "latest"])
         (uri,) = abi_decode(["string"], bytes.fromhex(str(answer)[2:]))
         return str(uri)
 
     def call_data(self, requests: Sequence[MintRequest]) -> bytes:
-        return self.state.contract.mint_batch_call_data(
+        """mintBatch call data for one contract's requests (a batch never mixes contracts)."""
+        return self.state.contract_at(requests[0].contract).mint_batch_call_data(
             [request.recipient for request in requests],
             [request.token_uri for request in requests],
             [request.request_id for request in requests],
         )
 
-    async def estimate(self, data: bytes) -> int:
-        """Gas for a mintBatch call; a revert raises the decoded ContractRevert."""
+    async def estimate(self, address: str, data: bytes) -> int:
+        """Gas for a mintBatch call to `address`; a revert raises the decoded ContractRevert."""
         state = self.state
-        call = {"from": state.account.address, "to": state.contract.address, "data": "0x" + data.hex()}
+        call = {"from": state.account.address, "to": address, "data": "0x" + data.hex()}
         try:
             return as_int(await state.rpc.call("eth_estimateGas", [call]))
         except RpcCallError as exc:

@@ -36,7 +36,7 @@ class Recovery:
         requests = []
         for item in record.items:
             request = state.requests.get(item.request_id) or state.new_request(
-                item.request_id, item.recipient, item.token_uri
+                item.request_id, item.recipient, item.token_uri, item.contract or state.contract.address
             )
             request.nonce = record.nonce
             requests.append(request)
@@ -109,7 +109,11 @@ class Recovery:
             state.stats.stalls += 1
             log.warning("nonce %d stalled (our nonce has not moved); replacing with a bumped fee", tx.nonce)
         # Every retry asks the chain again before anything is signed.
-        token_ids = await self.reads.token_ids([r.request_id for r in tx.requests]) if tx.requests else []
+        token_ids = (
+            await self.reads.token_ids(tx.requests[0].contract, [r.request_id for r in tx.requests])
+            if tx.requests
+            else []
+        )
         minted_elsewhere = [(r, t) for r, t in zip(tx.requests, token_ids, strict=True) if t is not None]
         market = await read_market(state.rpc)
         if not minted_elsewhere and not stalled and not underpriced(tx.fees, market, state.config.fees):
@@ -140,7 +144,7 @@ class Recovery:
             done = {request.request_id for request, _ in minted_elsewhere}
             live = [request for request in tx.requests if request.request_id not in done]
             data = self.reads.call_data(live) if live else b""
-            gas = self.reads.gas_limit(await self.reads.estimate(data)) if live else FILLER_GAS
+            gas = self.reads.gas_limit(await self.reads.estimate(live[0].contract, data)) if live else FILLER_GAS
         async with state.send_lock:
             if state.txs.get(tx.nonce) is not tx or tx.mined is not None or not state.running:
                 return

@@ -86,7 +86,8 @@ class Sender:
     async def _build_and_send(self, batch: list[MintRequest]) -> None:
         state = self.state
         # Exactly once: never sign a request into a new transaction if the chain has minted it.
-        token_ids = await self.reads.token_ids([request.request_id for request in batch])
+        contract = batch[0].contract
+        token_ids = await self.reads.token_ids(contract, [request.request_id for request in batch])
         fresh = []
         for request, token_id in zip(batch, token_ids, strict=True):
             if token_id is None:
@@ -108,7 +109,7 @@ class Sender:
 
         async def estimate(group: Sequence[MintRequest]) -> int:
             call_data[id(group)] = data = self.reads.call_data(group)
-            return await self.reads.estimate(data)
+            return await self.reads.estimate(contract, data)
 
         try:
             good, bad = await split_by_estimate(fresh, estimate)
@@ -177,7 +178,7 @@ class Sender:
         state = self.state
         assert state.chain_id is not None
         fields_: dict[str, Any] = {
-            "to": state.contract.address if tx.requests else state.account.address,
+            "to": tx.contract or state.account.address,
             "data": tx.data,
             "value": 0,
             "gas": tx.gas,
@@ -195,7 +196,7 @@ class Sender:
         """The journal entry for a transaction: written before every broadcast of a new version."""
         return TxRecord(
             nonce=tx.nonce,
-            items=tuple(JournalItem(r.request_id, r.recipient, r.token_uri) for r in tx.requests),
+            items=tuple(JournalItem(r.request_id, r.recipient, r.token_uri, r.contract) for r in tx.requests),
             raw=tx.raw,
             hashes=tuple(tx.hashes),
             gas=tx.gas,

@@ -32,6 +32,8 @@ class MintRequest:
     request_id: bytes
     recipient: str
     token_uri: str
+    contract: str
+    """The contract (checksummed) it mints in: a batch is one contract's requests."""
     future: asyncio.Future[MintReceipt]
     listeners: list[ProgressListener] = field(default_factory=list)
     attempts: int = 0
@@ -74,6 +76,11 @@ class MintTx:
     def filler(self) -> bool:
         return not self.requests
 
+    @property
+    def contract(self) -> str | None:
+        """The contract its requests mint in (a batch never mixes contracts); None for a filler."""
+        return self.requests[0].contract if self.requests else None
+
 
 class MinterState:
     """The collaborators and the mutable state of one minter, and the moves every stage makes on it.
@@ -90,10 +97,14 @@ class MinterState:
         config: MinterConfig,
         journal: MintJournal,
         chain_id: int | None,
+        contracts: Sequence[PersonaMint] = (),
     ) -> None:
         self.rpc = rpc
         self.account = account
         self.contract = contract
+        """The default contract: requests that name none mint here."""
+        self.contracts: dict[str, PersonaMint] = {c.address: c for c in (contract, *contracts)}
+        """Every contract this signer mints in on this chain (one nonce space for all of them)."""
         self.config = config
         self.journal = journal
         self.chain_id = chain_id
@@ -104,8 +115,8 @@ class MinterState:
         self.pending: OrderedDict[bytes, MintRequest] = OrderedDict()
         """Requests waiting for a sender, oldest (or requeued) first."""
         self.completing: set[bytes] = set()
-        self.resolved: OrderedDict[bytes, tuple[MintReceipt, str]] = OrderedDict()
-        """Finished requests' receipts and the token URIs they were asked with, newest last."""
+        self.resolved: OrderedDict[bytes, tuple[MintReceipt, str, str]] = OrderedDict()
+        """Finished requests' receipts, token URIs and contracts they were asked with, newest last."""
         self.txs: dict[int, MintTx] = {}
         self.send_lock = asyncio.Lock()
         """Held from nonce choice (or re-signing) through journal write and broadcast."""
@@ -125,29 +136,43 @@ class MinterState:
         self.balance: int | None = None
         self.low_balance = False
         self.balance_checked_at = 0.0
+        self.unreachable_since: float | None = None
+        """When the confirmer's reads of the chain began failing (None while it answers)."""
+        self.unreachable_detail = ""
 
     @property
     def nonces(self) -> NonceBook:
         assert self.nonce_book is not None, "the minter has not started"
         return self.nonce_book
 
+    @property
+    def where(self) -> str:
+        """How statuses and logs name this minter's chain."""
+        return f"chain {self.chain_id}" if self.chain_id is not None else "the chain"
+
+    def contract_at(self, address: str) -> PersonaMint:
+        found = self.contracts.get(address)
+        if found is None:
+            raise ChainError(f"contract {address} is not one this minter mints in")
+        return found
+
     def unmined(self) -> int:
         return sum(1 for tx in self.txs.values() if tx.mined is None)
 
     # ---- a request's end -------------------------------------------------------------------
 
-    def new_request(self, request_id: bytes, recipient: str, token_uri: str) -> MintRequest:
+    def new_request(self, request_id: bytes, recipient: str, token_uri: str, contract: str) -> MintRequest:
         future: asyncio.Future[MintReceipt] = asyncio.get_running_loop().create_future()
         # Requests restored from the journal may finish before anyone awaits them.
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        request = MintRequest(request_id, recipient, token_uri, future)
+        request = MintRequest(request_id, recipient, token_uri, contract, future)
         self.requests[request_id] = request
         return request
 
     def resolve(self, request: MintRequest, receipt: MintReceipt) -> None:
         self.requests.pop(request.request_id, None)
         self.pending.pop(request.request_id, None)
-        self.resolved[request.request_id] = (receipt, request.token_uri)
+        self.resolved[request.request_id] = (receipt, request.token_uri, request.contract)
         while len(self.resolved) > _RESOLVED_MEMORY:
             self.resolved.popitem(last=False)
         if receipt.already_minted:

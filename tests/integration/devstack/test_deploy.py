@@ -281,3 +281,25 @@ async def test_the_service_signer_comes_from_settings_and_is_checked(tmp_path: P
         Settings(env="production", signer_key=dev_account(1).key.hex())  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="one signer, not several"):
         Settings(signer_key=dev_account(1).key.hex(), signer_keystore=keystore)  # type: ignore[call-arg]
+
+
+async def test_an_anvil_on_loopback_is_a_dev_chain_whatever_its_id() -> None:
+    """Local mode starts an anvil per chain its collections name: dev keys are fine there, not elsewhere."""
+    from chain.rpc import JsonRpc
+    from config.chain_check import is_loopback_anvil
+    from devstack.anvil import AnvilProcess
+
+    async with AnvilProcess(chain_id=31338) as anvil:
+        rpc = JsonRpc(anvil.url)
+        try:
+            assert await is_loopback_anvil(rpc)
+        finally:
+            await rpc.aclose()
+        refuse_public_dev_key(dev_account(1).address, 31338, dev_chain=True)
+        with pytest.raises(PublicDevKey):
+            refuse_public_dev_key(dev_account(1).address, 31338)
+    nobody = JsonRpc("http://127.0.0.1:9", timeout_s=1, retries=0)
+    try:
+        assert not await is_loopback_anvil(nobody)  # nothing answers: not known to be a dev chain
+    finally:
+        await nobody.aclose()

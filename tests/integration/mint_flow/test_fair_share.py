@@ -10,7 +10,7 @@ from eth_account import Account
 from redis.asyncio import Redis
 
 from devstack.local import RedisServer
-from jobs.fairshare import FairShare
+from jobs.fairshare import FairShare, fair_lane
 from jobs.keys import FAIR_TENANTS_KEY
 from jobs.model import JobStatus
 from jobs.store import JobStore
@@ -19,10 +19,10 @@ from tests.support.polling import wait_for_job
 from tests.support.stack import Stack
 
 
-async def _accept(jobs: JobStore, tenant: str) -> tuple[str, float]:
+async def _accept(jobs: JobStore, tenant: str, *, collection: str = "default") -> tuple[str, float]:
     recipient = "0x" + Account.create().address[2:].lower()
     accepted = await jobs.accept(
-        tenant=tenant, recipient=recipient, collection="default", context={}, idempotency_key=None
+        tenant=tenant, recipient=recipient, collection=collection, context={}, idempotency_key=None
     )
     job = await jobs.get(accepted.job_id)
     assert job is not None
@@ -79,6 +79,47 @@ async def test_a_tenants_backlog_waits_in_its_own_line(tmp_path: Path) -> None:
             # A tenant with nothing admitted or waiting leaves the sweep's list.
             await fair.release("tenant-b", other)
             assert [t.decode() for t in await redis.smembers(FAIR_TENANTS_KEY)] == ["tenant-a"]  # type: ignore[misc]
+        finally:
+            await redis.aclose()
+
+
+async def test_a_tenant_has_a_line_per_chain_and_the_reconciler_revives_into_it(tmp_path: Path) -> None:
+    """A chain that does not answer holds the places of that chain's jobs only: the same tenant's
+    jobs on another chain are admitted in a line of their own."""
+    with RedisServer(tmp_path / "redis") as server:
+        redis = Redis.from_url(server.url)
+        enqueued: list[str] = []
+
+        async def enqueue(job_id: str) -> None:
+            enqueued.append(job_id)
+
+        jobs = JobStore(redis)
+        fair = FairShare(redis, per_tenant=2, enqueue=enqueue)
+        try:
+            stuck = [await _accept(jobs, "tenant-a", collection="second") for _ in range(3)]
+            for job_id, created_at in stuck:
+                await fair.submit(fair_lane("tenant-a", "31338"), job_id, created_at=created_at)
+            assert enqueued == [stuck[0][0], stuck[1][0]]
+            other, other_created = await _accept(jobs, "tenant-a")
+            assert await fair.submit(fair_lane("tenant-a"), other, created_at=other_created)
+            assert fair_lane("tenant-a") == "tenant-a"
+            assert fair_lane("tenant-a", "31338") == "tenant-a#31338"
+            assert await fair.waiting("tenant-a#31338") == 1
+
+            # The reconciler puts each job back in its own chain's line (by the job's collection).
+            enqueued.clear()
+            reconciler = Reconciler(
+                jobs,
+                fair=fair,
+                enqueue_mint=enqueue,
+                every_s=1,
+                after_s=-60,
+                lane=lambda tenant, collection: fair_lane(tenant, "31338" if collection == "second" else None),
+            )
+            await reconciler.run_once()
+            assert set(enqueued) == {stuck[0][0], stuck[1][0], other}
+            assert await fair.admitted("tenant-a") == {other}
+            assert await fair.admitted("tenant-a#31338") == {stuck[0][0], stuck[1][0]}
         finally:
             await redis.aclose()
 

@@ -277,6 +277,8 @@ async def test_a_stalled_transaction_is_replaced_with_a_bumped_fee() -> None:
             await view.rpc.call("evm_mine")
             receipt = await asyncio.wait_for(task, 15)
             assert minter.stats.stalls >= 1
+            # Progress listeners run as tasks of their own: the last "sent" may land just after the receipt.
+            await wait_until(lambda: receipt.tx_hash in sent, 2, "the mined version's sent report")
         assert len(sent) >= 2
         # A replacement was mined, never the stalled original. Not always the last one sent: under
         # load a further replacement can be signed (and reported sent) just as the block lands.

@@ -66,3 +66,23 @@ def test_each_process_settings_validate(service: str, monkeypatch: pytest.Monkey
     assert settings.env == "production"
     assert settings.redis_url == "redis://redis:6379/0"
     assert settings.pinners, "a deployment pins where every machine reaches"
+
+
+def test_every_setting_named_even_in_a_comment_is_one() -> None:
+    """The commented-out examples (a minter per chain, PERSONAMINT_CHAINS) name real settings."""
+    text = (ROOT / "compose.yaml").read_text() + (ROOT / ".env.example").read_text()
+    named = set(re.findall(r"\bPERSONAMINT_[A-Z_]+[A-Z]\b", text)) - COMPOSE_ONLY
+    unknown = {name for name in named if name.removeprefix("PERSONAMINT_").lower() not in Settings.model_fields}
+    assert not unknown, f"not settings: {unknown}"
+    assert {"PERSONAMINT_CHAINS", "PERSONAMINT_MINTER_CHAIN_ID"} <= named
+
+
+def test_the_commented_chains_example_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = next(
+        line.lstrip("# ").partition("=")[2]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.lstrip("# ").startswith("PERSONAMINT_CHAINS=")
+    )
+    monkeypatch.setenv("PERSONAMINT_CHAINS", example.replace("0x...", "0x" + "11" * 20))
+    settings = Settings()  # type: ignore[call-arg]
+    assert settings.chains[8453].rpc_url.startswith("https://")
