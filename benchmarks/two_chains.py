@@ -6,7 +6,8 @@ Run from the repository root:
 
 One deployment, as `serve` runs it with collections on two chains: Redis, the API, a pipeline
 worker, the previewer, the housekeeper, anvil A (31337, collection `default`) with its minter and
-anvil B (31338, collection `second`) with its own. Each round has two phases, in alternating order:
+anvil B (31338, collection `second`) with its own, both with 1 s blocks
+(`--block-time`; 0: automine). Each round has two phases, in alternating order:
 - A alone: mints for `default` at a steady pace (one every --every seconds);
 - A with B busy: the same pace for `default` while as many mints for `second` go in beside them.
 It prints, medians of rounds: p50 accept → confirmed of chain A's mints in each phase (goal: with
@@ -43,7 +44,7 @@ PHASES = ("A alone", "A with B busy")
 
 
 @contextlib.contextmanager
-def deployment(root: Path) -> Iterator[tuple[str, str]]:
+def deployment(root: Path, block_time: float | None) -> Iterator[tuple[str, str]]:
     """The two-chain deployment; yields (API base URL, Redis URL)."""
     from devstack.anvil import AnvilProcess
     from devstack.local import deployed_services
@@ -56,8 +57,8 @@ def deployment(root: Path) -> Iterator[tuple[str, str]]:
     (collections / "second.toml").write_text(second)
     extra = {"PERSONAMINT_COLLECTIONS_DIR": str(collections), "PERSONAMINT_TENANT_PIPELINE_IN_FLIGHT": "64"}
     with (
-        AnvilProcess(chain_id=CHAIN_B) as anvil_b,
-        deployed_services(root, extra=extra, chains={CHAIN_B: anvil_b}) as deployed,
+        AnvilProcess(chain_id=CHAIN_B, block_time=block_time) as anvil_b,
+        deployed_services(root, extra=extra, chains={CHAIN_B: anvil_b}, block_time=block_time) as deployed,
     ):
         yield deployed.services.base_url, deployed.redis.url
 
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mints", type=int, default=30, help="chain A mints per phase (default 30)")
     parser.add_argument("--every", type=float, default=0.8, help="seconds between one chain's mints (default 0.8)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, phases alternating (default 3)")
+    parser.add_argument(
+        "--block-time", type=float, default=1.0, help="seconds per block on both chains (default 1; 0: automine)"
+    )
     parser.add_argument("--quick", action="store_true", help="one round of 12 mints per phase")
     options = parser.parse_args(argv)
     if options.quick:
@@ -143,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, list[dict[str, float]]] = {name: [] for name in PHASES}
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="pm-twochains-") as tmp, deployment(Path(tmp)) as (base_url, redis_url):
+    with (
+        tempfile.TemporaryDirectory(prefix="pm-twochains-") as tmp,
+        deployment(Path(tmp), options.block_time or None) as (base_url, redis_url),
+    ):
         key = asyncio.run(issue_api_key(redis_url, "studio", rate_per_min=10_000_000, burst=1_000_000))
         phase(base_url, redis_url, key, with_b=True, mints=4, every=0.2)  # warm-up: both minters, caches
         for round_index in range(options.rounds):
@@ -160,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     medians = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
     alone, busy = medians["A alone"], medians["A with B busy"]
     print(f"two chains at once against one chain ({time.monotonic() - started:.0f} s in all)")
-    print(f"{options.mints} chain-A mints a phase, one every {options.every} s per chain, {options.rounds} round(s)")
+    blocks = f"{options.block_time:g} s blocks" if options.block_time else "automine"
+    print(
+        f"{options.mints} chain-A mints a phase, one every {options.every} s per chain, {blocks}, "
+        f"{options.rounds} round(s)"
+    )
     for name, found in medians.items():
         tag = " (baseline)" if name == "A alone" else ""
         print(

@@ -401,7 +401,11 @@ class DeployedServices:
 
 @contextlib.contextmanager
 def deployed_services(
-    root: Path, *, extra: dict[str, str] | None = None, chains: Mapping[int, AnvilProcess] | None = None
+    root: Path,
+    *,
+    extra: dict[str, str] | None = None,
+    chains: Mapping[int, AnvilProcess] | None = None,
+    block_time: float | None = None,
 ) -> Iterator[DeployedServices]:
     """Redis, anvil + the contract and every service process, all under `root`, stopped after.
 
@@ -409,7 +413,7 @@ def deployed_services(
     gets a contract, a PERSONAMINT_CHAINS entry and a minter of its own. `ServiceProcesses.start`
     returns once the API is healthy, failing if any process exits meanwhile.
     """
-    with RedisServer(root / "redis") as redis_server, AnvilProcess() as anvil:
+    with RedisServer(root / "redis") as redis_server, AnvilProcess(block_time=block_time) as anvil:
         address, chain_id = asyncio.run(deploy_local_contract(anvil.url))
         more = asyncio.run(deploy_local_chains(chains, None)) if chains else {}
         env = service_env(
