@@ -25,6 +25,8 @@ from chain.errors import CompileError
 CONTRACT_NAME = "PersonaMint"
 SOURCE_NAME = "PersonaMint.sol"
 ARTIFACT_NAME = "PersonaMint.json"
+# v2 (#15): packed storage (Solady ERC-721), CID digests in SSTORE2, EIP-712 vouchers, METADATA_ROLE.
+V2_NAME = "PersonaMintV2"
 # Fields that decide what gets deployed and how it is called; --check compares these.
 CHECKED_FIELDS = ("abi", "bytecode", "deployedBytecode")
 SETTINGS: dict[str, Any] = {
@@ -83,7 +85,7 @@ def _require_toolchain(project_root: Path) -> str:
     node = shutil.which("node")
     if node is None:
         raise CompileError(f"node not found on PATH; install Node 20 and {_NPM_HINT}")
-    for package in ("solc", "@openzeppelin/contracts"):
+    for package in ("solc", "@openzeppelin/contracts", "solady"):
         if not (project_root / "node_modules" / package / "package.json").is_file():
             raise CompileError(f"node_modules/{package} missing under {project_root}; {_NPM_HINT}")
     return node
@@ -131,15 +133,16 @@ def _code_fields(compiled: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _compile(project_root: Path) -> tuple[dict[str, Any], list[str]]:
-    source = (_CONTRACTS_DIR / SOURCE_NAME).read_text(encoding="utf-8")
-    version, contracts, warnings = _solc_outputs(project_root, {SOURCE_NAME: source}, {SOURCE_NAME: [CONTRACT_NAME]})
+def _compile(project_root: Path, name: str = CONTRACT_NAME) -> tuple[dict[str, Any], list[str]]:
+    source_name = f"{name}.sol"
+    source = (_CONTRACTS_DIR / source_name).read_text(encoding="utf-8")
+    version, contracts, warnings = _solc_outputs(project_root, {source_name: source}, {source_name: [name]})
     artifact = {
-        "contractName": CONTRACT_NAME,
-        "sourceName": SOURCE_NAME,
+        "contractName": name,
+        "sourceName": source_name,
         "compiler": {"name": "solc", "version": version},
         "settings": SETTINGS,
-        **_code_fields(contracts[SOURCE_NAME][CONTRACT_NAME]),
+        **_code_fields(contracts[source_name][name]),
     }
     return artifact, warnings
 
@@ -171,9 +174,9 @@ def _compile_samples(project_root: Path) -> tuple[dict[str, Any], list[str]]:
     return artifact, warnings
 
 
-def compile_contract(project_root: Path | None = None) -> dict[str, Any]:
-    """Compile PersonaMint.sol and return the artifact dict (needs node + `npm ci`)."""
-    artifact, _ = _compile(project_root or PROJECT_ROOT)
+def compile_contract(project_root: Path | None = None, name: str = CONTRACT_NAME) -> dict[str, Any]:
+    """Compile `<name>`.sol (PersonaMint or PersonaMintV2) and return the artifact dict (needs node + `npm ci`)."""
+    artifact, _ = _compile(project_root or PROJECT_ROOT, name)
     return artifact
 
 
@@ -189,13 +192,13 @@ def render_artifact(artifact: dict[str, Any]) -> str:
 
 
 @functools.cache
-def _artifact_text() -> str:
-    return resources.files(__package__).joinpath(ARTIFACT_NAME).read_text(encoding="utf-8")
+def _artifact_text(name: str = CONTRACT_NAME) -> str:
+    return resources.files(__package__).joinpath(f"{name}.json").read_text(encoding="utf-8")
 
 
-def load_artifact() -> dict[str, Any]:
+def load_artifact(name: str = CONTRACT_NAME) -> dict[str, Any]:
     """The committed compiled artifact (a fresh dict per call; callers may mutate it)."""
-    artifact: dict[str, Any] = json.loads(_artifact_text())
+    artifact: dict[str, Any] = json.loads(_artifact_text(name))
     return artifact
 
 
@@ -240,18 +243,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     options = parser.parse_args(argv)
     artifact_path = _CONTRACTS_DIR / ARTIFACT_NAME
+    v2_path = _CONTRACTS_DIR / f"{V2_NAME}.json"
     samples_path = SAMPLES_DIR / SAMPLES_ARTIFACT_NAME
     try:
         artifact, warnings = _compile(PROJECT_ROOT)
+        v2, v2_warnings = _compile(PROJECT_ROOT, V2_NAME)
         samples, sample_warnings = _compile_samples(PROJECT_ROOT)
     except CompileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for warning in warnings + sample_warnings:
+    for warning in warnings + v2_warnings + sample_warnings:
         print(warning, file=sys.stderr)
     version = artifact["compiler"]["version"]
     if options.check:
-        missing = [path for path in (artifact_path, samples_path) if not path.is_file()]
+        missing = [path for path in (artifact_path, v2_path, samples_path) if not path.is_file()]
         for path in missing:
             print(f"{path} missing; run python -m chain.contracts.build", file=sys.stderr)
         if missing:
@@ -261,12 +266,15 @@ def main(argv: list[str] | None = None) -> int:
         # Run both checks so one report names every stale artifact.
         results = [
             _check(artifact_path, artifact_differences(committed, artifact), version),
+            _check(v2_path, artifact_differences(json.loads(v2_path.read_text(encoding="utf-8")), v2), version),
             _check(samples_path, samples_differences(committed_samples, samples), version),
         ]
         return max(results)
     artifact_path.write_text(render_artifact(artifact), encoding="utf-8")
     size = (len(artifact["deployedBytecode"]) - 2) // 2
     print(f"wrote {artifact_path} (runtime {size} bytes, solc {version})")
+    v2_path.write_text(render_artifact(v2), encoding="utf-8")
+    print(f"wrote {v2_path} (runtime {(len(v2['deployedBytecode']) - 2) // 2} bytes, solc {version})")
     samples_path.write_text(render_artifact(samples), encoding="utf-8")
     print(f"wrote {samples_path} ({', '.join(SAMPLE_CONTRACTS)}, solc {version})")
     return 0

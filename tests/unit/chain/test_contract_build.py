@@ -18,13 +18,14 @@ def _require_toolchain() -> None:
         pytest.fail("node_modules/solc is missing; run `npm ci` in the repository root")
 
 
-def test_recompile_matches_committed_artifact() -> None:
+@pytest.mark.parametrize("name", [build.CONTRACT_NAME, build.V2_NAME])
+def test_recompile_matches_committed_artifact(name: str) -> None:
     _require_toolchain()
     try:
-        fresh = build.compile_contract()
+        fresh = build.compile_contract(name=name)
     except CompileError as exc:
-        pytest.fail(f"compiling PersonaMint.sol failed ({exc}); run `npm ci`?")
-    committed = build.load_artifact()
+        pytest.fail(f"compiling {name}.sol failed ({exc}); run `npm ci`?")
+    committed = build.load_artifact(name)
 
     assert fresh["bytecode"] == committed["bytecode"]
     assert fresh["deployedBytecode"] == committed["deployedBytecode"]
@@ -32,7 +33,7 @@ def test_recompile_matches_committed_artifact() -> None:
     assert fresh["compiler"] == committed["compiler"]
     assert build.artifact_differences(committed, fresh) == []
     # The file on disk is the canonical rendering, byte for byte: rebuilds diff clean.
-    artifact_file = build.PROJECT_ROOT / "chain" / "contracts" / build.ARTIFACT_NAME
+    artifact_file = build.PROJECT_ROOT / "chain" / "contracts" / f"{name}.json"
     assert artifact_file.read_text(encoding="utf-8") == build.render_artifact(committed)
 
 
