@@ -14,3 +14,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The whole service as in production: API, worker, minter and housekeeper processes on real Redis and anvil."""
     with running_stack(tmp_path_factory.mktemp("stack")) as running:
         yield running
+
+
+LOG_TAIL_LINES = 25
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used the shared stack reports which of its processes still run and the
+    minter's and worker's last log lines: a stalled mint is otherwise a bare timeout."""
+    outcome = yield
+    report = outcome.get_result()
+    running = getattr(item, "funcargs", {}).get("stack")
+    if report.when != "call" or not report.failed or not isinstance(running, Stack):
+        return
+    services = running.services
+    lines = [
+        f"{name}: {'running' if proc.poll() is None else f'exited {proc.returncode}'}"
+        for name, proc in services.processes.items()
+    ]
+    for name in ("minter", "worker-0"):
+        log_file = services.log_dir / f"{name}.log"
+        if log_file.exists():
+            tail = log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            lines += [f"--- {name}.log (last {len(tail)} lines)", *tail]
+    report.sections.append(("stack processes", "\n".join(lines)))
