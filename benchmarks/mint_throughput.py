@@ -34,6 +34,7 @@ from chain.contract import PersonaMint, _abi, deploy_persona_mint
 from chain.dev_accounts import dev_account
 from chain.minter import Minter, MinterConfig
 from chain.rpc import JsonRpc
+from chain.token_uri import CODEC_RAW, token_uri, uri_parts
 from chain.web3 import connect_web3
 from devstack.anvil import AnvilProcess
 
@@ -52,9 +53,7 @@ class Run:
 
 
 def _requests(count: int) -> list[tuple[bytes, str, str]]:
-    return [
-        (os.urandom(32), Account.create().address, f"ipfs://bafkreib{os.urandom(26).hex()[:51]}") for _ in range(count)
-    ]
+    return [(os.urandom(32), Account.create().address, token_uri(os.urandom(32), CODEC_RAW)) for _ in range(count)]
 
 
 async def _deploy(url: str) -> str:
@@ -76,7 +75,8 @@ def naive(url: str, address: str, count: int) -> Run:
     gas_total = 0
     start = time.perf_counter()
     for request_id, recipient, uri in _requests(count):
-        tx = contract.functions.mint(recipient, uri, request_id).build_transaction(
+        digest, codec = uri_parts(uri)
+        tx = contract.functions.mint(recipient, request_id, digest, codec).build_transaction(
             {"from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address, "pending")}
         )
         signed = signer.sign_transaction(tx)

@@ -1,4 +1,4 @@
-"""Async PersonaMint client: deploy, read, encode mints, decode receipts and reverts."""
+"""Async client of the service contract, PersonaMint v2: deploy, read, encode mints, decode receipts and reverts."""
 
 from __future__ import annotations
 
@@ -38,14 +38,40 @@ from chain.errors import (
     RpcError,
     TransactionTimeout,
 )
+from chain.token_uri import token_uri, uri_parts
 
 MINTER_ROLE = keccak(text="MINTER_ROLE")
+METADATA_ROLE = keccak(text="METADATA_ROLE")
+VOUCHER_SIGNER_ROLE = keccak(text="VOUCHER_SIGNER_ROLE")
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
-_MINT_SELECTOR = function_signature_to_4byte_selector("mint(address,string,bytes32)")
-_MINT_BATCH_SELECTOR = function_signature_to_4byte_selector("mintBatch(address[],string[],bytes32[])")
-_SET_TOKEN_URI_SELECTOR = function_signature_to_4byte_selector("setTokenURI(uint256,string)")
+_MINT = "(address,bytes32,bytes32,uint8)"
+_VOUCHER = "(address,bytes32,bytes32,uint8,uint256,uint64)"
+# IPersonaMintV2, the functions the service calls: its ERC-165 id (their selectors XORed) is how
+# the service knows a contract it may mint into.
+_INTERFACE_FUNCTIONS = (
+    f"mint{_MINT}",
+    f"mintBatch({_MINT}[])",
+    f"mintWithVoucher({_VOUCHER},bytes)",
+    f"voucherDigest({_VOUCHER})",
+    "updateTokenURI(uint256,bytes32,uint8)",
+    "updateTokenURIs(uint256[],bytes32[],uint8[])",
+    "cidOf(uint256)",
+    "tokenIdOf(bytes32)",
+    "totalMinted()",
+)
+INTERFACE_ID = functools.reduce(
+    lambda acc, signature: bytes(
+        a ^ b for a, b in zip(acc, function_signature_to_4byte_selector(signature), strict=True)
+    ),
+    _INTERFACE_FUNCTIONS,
+    b"\x00" * 4,
+)
+_MINT_SELECTOR = function_signature_to_4byte_selector(f"mint{_MINT}")
+_MINT_BATCH_SELECTOR = function_signature_to_4byte_selector(f"mintBatch({_MINT}[])")
+_MINT_WITH_VOUCHER_SELECTOR = function_signature_to_4byte_selector(f"mintWithVoucher({_VOUCHER},bytes)")
+_UPDATE_TOKEN_URI_SELECTOR = function_signature_to_4byte_selector("updateTokenURI(uint256,bytes32,uint8)")
 _MINTED_TOPIC = keccak(text="Minted(bytes32,uint256,address)")
 _MINT_SKIPPED_TOPIC = keccak(text="MintSkipped(bytes32,uint256)")
 
@@ -447,11 +473,27 @@ class PersonaMint:
         supported: bool = await self._read("supportsInterface", interface_id)
         return supported
 
+    async def is_persona_mint_v2(self) -> bool:
+        """Whether the address holds a contract that reports IPersonaMintV2 (ERC-165): code without
+        `supportsInterface`, or one that says no, is not a contract this service can mint into."""
+        if not await self.has_code():
+            return False
+        try:
+            return await self.supports_interface(INTERFACE_ID)
+        except ContractRevert:
+            return False
+
+    async def has_role(self, role: bytes, address: str) -> bool:
+        has_role: bool = await self._read("hasRole", role, to_checksum_address(address))
+        return has_role
+
     def mint_call_data(self, to: str, uri: str, request_id: bytes) -> bytes:
-        """Calldata for `mint(to, uri, requestId)`; the sender picks its own nonce/fees."""
+        """Calldata for `mint(to, requestId, digest, codec)` of the token URI `uri` (`ipfs://b…`);
+        the sender picks its own nonce/fees."""
+        digest, codec = uri_parts(uri)
         return _MINT_SELECTOR + abi_encode(
-            ["address", "string", "bytes32"],
-            [to_checksum_address(to), uri, _request_id(request_id)],
+            ["address", "bytes32", "bytes32", "uint8"],
+            [to_checksum_address(to), _request_id(request_id), digest, codec],
         )
 
     def mint_batch_call_data(
@@ -460,21 +502,39 @@ class PersonaMint:
         uris: Sequence[str],
         request_ids: Sequence[bytes],
     ) -> bytes:
-        """Calldata for `mintBatch(to[], uris[], requestIds[])`."""
+        """Calldata for `mintBatch((to, requestId, digest, codec)[])`: the token URIs' CIDs as the
+        contract stores them."""
         if not len(recipients) == len(uris) == len(request_ids):
             raise ValueError("recipients, uris and request_ids must have the same length")
-        return _MINT_BATCH_SELECTOR + abi_encode(
-            ["address[]", "string[]", "bytes32[]"],
-            [
-                [to_checksum_address(to) for to in recipients],
-                list(uris),
-                [_request_id(request_id) for request_id in request_ids],
-            ],
-        )
+        mints = [
+            (to_checksum_address(to), _request_id(request_id), *uri_parts(uri))
+            for to, uri, request_id in zip(recipients, uris, request_ids, strict=True)
+        ]
+        return _MINT_BATCH_SELECTOR + abi_encode([f"{_MINT}[]"], [mints])
 
-    def set_token_uri_call_data(self, token_id: int, uri: str) -> bytes:
-        """Calldata for the admin-only `setTokenURI(tokenId, uri)`."""
-        return _SET_TOKEN_URI_SELECTOR + abi_encode(["uint256", "string"], [token_id, uri])
+    @staticmethod
+    def minted_in_call_data(data: bytes) -> list[tuple[bytes, str, str]]:
+        """(request id, recipient, token URI) of each mint that `mint`/`mintBatch`/`mintWithVoucher`
+        call data asks for; [] for other call data, or call data that does not decode."""
+        selector, args = data[:4], data[4:]
+        try:
+            if selector == _MINT_SELECTOR:
+                to, request_id, digest, codec = abi_decode(["address", "bytes32", "bytes32", "uint8"], args)
+                mints = [(to, request_id, digest, codec)]
+            elif selector == _MINT_BATCH_SELECTOR:
+                (mints,) = abi_decode([f"{_MINT}[]"], args)
+            elif selector == _MINT_WITH_VOUCHER_SELECTOR:
+                voucher, _ = abi_decode([_VOUCHER, "bytes"], args)
+                mints = [voucher[:4]]
+            else:
+                return []
+            return [(bytes(rid), to_checksum_address(to), token_uri(bytes(d), c)) for to, rid, d, c in mints]
+        except (DecodingError, ValueError):
+            return []
+
+    def update_token_uri_call_data(self, token_id: int, uri: str) -> bytes:
+        """Calldata for `updateTokenURI(tokenId, digest, codec)` (METADATA_ROLE; emits MetadataUpdate)."""
+        return _UPDATE_TOKEN_URI_SELECTOR + abi_encode(["uint256", "bytes32", "uint8"], [token_id, *uri_parts(uri)])
 
     def parse_receipt(self, receipt: Mapping[str, Any]) -> MintOutcome:
         """Decode the Minted/MintSkipped events this contract emitted in a receipt."""
@@ -552,7 +612,10 @@ class PersonaMint:
 
 __all__ = [
     "DEFAULT_ADMIN_ROLE",
+    "INTERFACE_ID",
+    "METADATA_ROLE",
     "MINTER_ROLE",
+    "VOUCHER_SIGNER_ROLE",
     "Deployment",
     "MintOutcome",
     "Minted",

@@ -2,8 +2,9 @@
 
 Custody: the deploying key pays for the deployment; DEFAULT_ADMIN_ROLE goes to the
 collection's `deployment.admin` (a cold key or a multisig; the deployer when unset);
-MINTER_ROLE goes to the service's hot signer and nothing else does. The hot key may
-neither deploy nor administer, so losing it can cost mints, never the collection.
+MINTER_ROLE, METADATA_ROLE (token updates, ERC-4906) and VOUCHER_SIGNER_ROLE (collector-paid
+mints) go to the service's hot signer and nothing else does. The hot key may neither deploy nor
+administer, so losing it can cost mints, never the collection. The contract is PersonaMint v2.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
 from hexbytes import HexBytes
 
-from chain.contract import PersonaMint, deploy_persona_mint
+from chain.contract import (
+    INTERFACE_ID,
+    METADATA_ROLE,
+    MINTER_ROLE,
+    VOUCHER_SIGNER_ROLE,
+    PersonaMint,
+    deploy_persona_mint,
+)
 from chain.contracts.build import load_artifact
 from chain.errors import ChainError
 from chain.signers import SignerError, load_keystore, read_password_file
@@ -187,8 +195,15 @@ async def _check_deployed(
     problems: list[str] = []
     if not await contract.has_code():
         return ["no code at the address"]
-    if not await contract.is_minter(minter):
-        problems.append(f"{minter} lacks MINTER_ROLE")
+    if not await contract.is_persona_mint_v2():
+        return [f"the contract does not report PersonaMint v2's interface 0x{INTERFACE_ID.hex()}"]
+    for role, role_name in (
+        (MINTER_ROLE, "MINTER_ROLE"),
+        (METADATA_ROLE, "METADATA_ROLE"),
+        (VOUCHER_SIGNER_ROLE, "VOUCHER_SIGNER_ROLE"),
+    ):
+        if not await contract.has_role(role, minter):
+            problems.append(f"{minter} lacks {role_name}")
     if not await contract.is_admin(admin):
         problems.append(f"{admin} lacks DEFAULT_ADMIN_ROLE")
     if await contract.is_admin(minter):
@@ -228,10 +243,10 @@ def format_details(result: DeployResult) -> str:
     optimizer = f"enabled, {result.optimizer_runs} runs" if result.optimizer_runs else "disabled"
     lines += [
         f"  admin             {result.admin}  (DEFAULT_ADMIN_ROLE)",
-        f"  minter            {result.minter}  (MINTER_ROLE, the service signer)",
+        f"  minter            {result.minter}  (MINTER_ROLE, METADATA_ROLE, VOUCHER_SIGNER_ROLE: the service signer)",
         f"  deployer          {result.deployer}",
         f"  contractURI       {result.contract_uri or '(none)'}",
-        "Source verification (PersonaMint.sol, contract PersonaMint):",
+        "Source verification (PersonaMintV2.sol, contract PersonaMintV2):",
         f"  compiler          {result.compiler}",
         f"  evm version       {result.evm_version}",
         f"  optimizer         {optimizer}",

@@ -22,7 +22,7 @@ from saq.job import Status
 from saq.queue.redis import RedisQueue
 from saq.types import Context
 
-from chain.contract import PersonaMint
+from chain.contract import INTERFACE_ID, PersonaMint
 from chain.errors import ChainError, ContractRevert, InsufficientFunds
 from chain.fees import GWEI, FeeCeilingExceeded, FeePolicy
 from chain.journal import TxRecord
@@ -300,6 +300,24 @@ async def _first_answering(urls: tuple[str, ...], timeout_s: float) -> tuple[Jso
     raise SystemExit(f"no RPC URL of this minter's chain answered ({'; '.join(problems)})")
 
 
+async def refuse_unknown_contracts(contracts: list[PersonaMint], chain_id: int) -> None:
+    """Exit unless every contract reports IPersonaMintV2 over ERC-165: minting into another one
+    (v1, a foreign contract, a typo'd address) would encode calls it does not understand."""
+    for contract in contracts:
+        try:
+            known = await contract.is_persona_mint_v2()
+        except ChainError as exc:
+            raise SystemExit(
+                f"refusing to start: cannot read the contract {contract.address} on chain {chain_id}: {exc}"
+            ) from None
+        if not known:
+            raise SystemExit(
+                f"refusing to start: {contract.address} on chain {chain_id} is not a PersonaMint v2 contract "
+                f"(no code there, or it does not report interface 0x{INTERFACE_ID.hex()} over ERC-165); "
+                "deploy one with `personamint deploy` and set its address"
+            )
+
+
 async def run_minter(settings: Settings) -> None:
     core = await _minter_core(settings)
     try:
@@ -322,6 +340,9 @@ async def run_minter(settings: Settings) -> None:
         account = await service_signer(settings, chain_id=chain_id, dev_chain=dev_chain)
     except ChainError as exc:
         raise SystemExit(f"refusing to start: {exc}") from None
+    w3 = connect_web3(rpc.url)
+    contracts = [PersonaMint(w3, address) for address in route.contracts]
+    await refuse_unknown_contracts(contracts, chain_id)
     lease = FencedLease(
         core.redis, f"minter:{chain_id}:{account.address}", settings.lease_ttl_s, replication=core.replication
     )
@@ -329,8 +350,6 @@ async def run_minter(settings: Settings) -> None:
     await lease.acquire(poll_s=min(0.5, settings.lease_ttl_s / 4))
     log.info("minter holds lease fence %s", lease.token)
 
-    w3 = connect_web3(rpc.url)
-    contracts = [PersonaMint(w3, address) for address in route.contracts]
     journal = RedisMintJournal(core.redis, lease, chain_id, account.address)
     minter = Minter(
         rpc,

@@ -9,28 +9,9 @@ import {ECDSA} from "solady/src/utils/ECDSA.sol";
 import {EIP712} from "solady/src/utils/EIP712.sol";
 import {SSTORE2} from "solady/src/utils/SSTORE2.sol";
 
-/// @title PersonaMint v2
-/// @notice Personalized ERC-721 collection minted on demand by a service signer, or by the
-///         collector with a voucher the service signed (EIP-712).
-/// @dev Storage per token, packed: the ownership slot holds the owner (160 bits) and 96 bits of
-///      extra data saying where the token's metadata CID digest lives: in a batch's SSTORE2
-///      data contract (batch number + index: 32 bytes of code per token instead of a 20k-gas
-///      slot) or in a slot of its own (single mints, vouchers, updates). `tokenURI` rebuilds
-///      `ipfs://b…`, the CIDv1 (base32, sha2-256) of the raw-leaf or dag-pb block the service
-///      pinned, byte for byte. A request id mints at most one token, ever, by either path.
-contract PersonaMintV2 is ERC721, ERC2981, AccessControl, EIP712 {
-    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
-    bytes32 public constant METADATA_ROLE = keccak256("METADATA_ROLE");
-    bytes32 public constant VOUCHER_SIGNER_ROLE = keccak256("VOUCHER_SIGNER_ROLE");
-
-    /// @dev Multicodec of the CID's content: raw (a single-block file) or dag-pb (a UnixFS DAG).
-    uint8 public constant CODEC_RAW = 0x55;
-    uint8 public constant CODEC_DAG_PB = 0x70;
-
-    bytes32 public constant VOUCHER_TYPEHASH = keccak256(
-        "MintVoucher(address recipient,bytes32 requestId,bytes32 digest,uint8 codec,uint256 price,uint64 deadline)"
-    );
-
+/// @notice What the service calls. Its ERC-165 id is how the service knows a contract it may mint
+///         into: it refuses to start against one that does not report it.
+interface IPersonaMintV2 {
     struct Mint {
         address to;
         bytes32 requestId;
@@ -46,6 +27,43 @@ contract PersonaMintV2 is ERC721, ERC2981, AccessControl, EIP712 {
         uint256 price; // wei the submitter pays, forwarded to `payout`; may be 0
         uint64 deadline; // unix seconds; the voucher is void after it
     }
+
+    function mint(address to, bytes32 requestId, bytes32 digest, uint8 codec) external returns (uint256 tokenId);
+    function mintBatch(Mint[] calldata mints) external;
+    function mintWithVoucher(MintVoucher calldata voucher, bytes calldata signature)
+        external
+        payable
+        returns (uint256 tokenId);
+    function voucherDigest(MintVoucher calldata voucher) external view returns (bytes32);
+    function updateTokenURI(uint256 tokenId, bytes32 digest, uint8 codec) external;
+    function updateTokenURIs(uint256[] calldata tokenIds, bytes32[] calldata digests, uint8[] calldata codecs)
+        external;
+    function cidOf(uint256 tokenId) external view returns (bytes32 digest, uint8 codec);
+    function tokenIdOf(bytes32 requestId) external view returns (uint256);
+    function totalMinted() external view returns (uint256);
+}
+
+/// @title PersonaMint v2
+/// @notice Personalized ERC-721 collection minted on demand by a service signer, or by the
+///         collector with a voucher the service signed (EIP-712).
+/// @dev Storage per token, packed: the ownership slot holds the owner (160 bits) and 96 bits of
+///      extra data saying where the token's metadata CID digest lives: in a batch's SSTORE2
+///      data contract (batch number + index: 32 bytes of code per token instead of a 20k-gas
+///      slot) or in a slot of its own (single mints, vouchers, updates). `tokenURI` rebuilds
+///      `ipfs://b…`, the CIDv1 (base32, sha2-256) of the raw-leaf or dag-pb block the service
+///      pinned, byte for byte. A request id mints at most one token, ever, by either path.
+contract PersonaMintV2 is IPersonaMintV2, ERC721, ERC2981, AccessControl, EIP712 {
+    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
+    bytes32 public constant METADATA_ROLE = keccak256("METADATA_ROLE");
+    bytes32 public constant VOUCHER_SIGNER_ROLE = keccak256("VOUCHER_SIGNER_ROLE");
+
+    /// @dev Multicodec of the CID's content: raw (a single-block file) or dag-pb (a UnixFS DAG).
+    uint8 public constant CODEC_RAW = 0x55;
+    uint8 public constant CODEC_DAG_PB = 0x70;
+
+    bytes32 public constant VOUCHER_TYPEHASH = keccak256(
+        "MintVoucher(address recipient,bytes32 requestId,bytes32 digest,uint8 codec,uint256 price,uint64 deadline)"
+    );
 
     /// @notice Cap on the number of tokens ever minted; 0 means unlimited.
     uint256 public immutable maxSupply;
@@ -79,6 +97,7 @@ contract PersonaMintV2 is ERC721, ERC2981, AccessControl, EIP712 {
     error InvalidAdmin();
     error InvalidCodec(uint8 codec);
     error BatchTooLarge(uint256 count);
+    error LengthMismatch();
     error VoucherExpired(uint64 deadline);
     error InvalidVoucherSigner(address recovered);
     error WrongPayment(uint256 expected, uint256 sent);
@@ -210,7 +229,7 @@ contract PersonaMintV2 is ERC721, ERC2981, AccessControl, EIP712 {
         onlyRole(METADATA_ROLE)
     {
         uint256 count = tokenIds.length;
-        if (digests.length != count || codecs.length != count) revert BatchTooLarge(count);
+        if (digests.length != count || codecs.length != count) revert LengthMismatch();
         bool run = true;
         for (uint256 i = 0; i < count; ++i) {
             _update(tokenIds[i], digests[i], codecs[i]);
@@ -270,7 +289,7 @@ contract PersonaMintV2 is ERC721, ERC2981, AccessControl, EIP712 {
         returns (bool)
     {
         return interfaceId == bytes4(0x49064906) // ERC-4906
-            || ERC721.supportsInterface(interfaceId) || ERC2981.supportsInterface(interfaceId)
+            || interfaceId == type(IPersonaMintV2).interfaceId || ERC721.supportsInterface(interfaceId) || ERC2981.supportsInterface(interfaceId)
             || interfaceId == type(IAccessControl).interfaceId;
     }
 

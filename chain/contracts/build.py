@@ -1,8 +1,9 @@
 """Compile the contracts with the pinned npm solc; write or check the committed artifacts.
 
-Two targets: PersonaMint.sol → PersonaMint.json (what the service deploys) and the dev
-stack's sample contracts, devstack/contracts/samples/ → devstack/contracts/Samples.json
-(what `devstack.seed` deploys), both with one pinned compiler setup.
+Three targets, one pinned compiler setup: PersonaMintV2.sol → PersonaMintV2.json (what the
+service deploys), the v1 contract it replaced, benchmarks/baseline/PersonaMint.sol → .json (the
+gas benchmarks' baseline), and the dev stack's sample contracts, devstack/contracts/samples/ →
+devstack/contracts/Samples.json (what `devstack.seed` deploys).
 Usage: `python -m chain.contracts.build` rewrites both; `--check` recompiles and exits 1
 if a committed abi/bytecode/deployedBytecode differs. Needs node and `npm ci` at the
 repository root; the service itself only reads the committed JSON.
@@ -22,11 +23,12 @@ from typing import Any
 
 from chain.errors import CompileError
 
-CONTRACT_NAME = "PersonaMint"
-SOURCE_NAME = "PersonaMint.sol"
-ARTIFACT_NAME = "PersonaMint.json"
-# v2 (#15): packed storage (Solady ERC-721), CID digests in SSTORE2, EIP-712 vouchers, METADATA_ROLE.
-V2_NAME = "PersonaMintV2"
+# The service's contract (#15): packed storage (Solady ERC-721), CID digests in SSTORE2,
+# EIP-712 vouchers, METADATA_ROLE.
+CONTRACT_NAME = "PersonaMintV2"
+ARTIFACT_NAME = f"{CONTRACT_NAME}.json"
+# v1 (OpenZeppelin ERC721URIStorage, the URI string per token): only the benchmarks' baseline.
+BASELINE_NAME = "PersonaMint"
 # Fields that decide what gets deployed and how it is called; --check compares these.
 CHECKED_FIELDS = ("abi", "bytecode", "deployedBytecode")
 SETTINGS: dict[str, Any] = {
@@ -43,6 +45,7 @@ PROJECT_ROOT = _CONTRACTS_DIR.parent.parent
 # The dev stack owns its sample contracts; this tool only builds them (from a checkout, by
 # path: chain imports nothing of the dev stack). Their sources sit in samples/ under it.
 SAMPLES_DIR = PROJECT_ROOT / "devstack" / "contracts"
+BASELINE_DIR = PROJECT_ROOT / "benchmarks" / "baseline"
 _NPM_HINT = "run `npm ci` in the repository root"
 
 # Source unit names stay relative ("PersonaMint.sol", "@openzeppelin/contracts/...") so
@@ -133,9 +136,13 @@ def _code_fields(compiled: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _source_dir(name: str) -> Path:
+    return BASELINE_DIR if name == BASELINE_NAME else _CONTRACTS_DIR
+
+
 def _compile(project_root: Path, name: str = CONTRACT_NAME) -> tuple[dict[str, Any], list[str]]:
     source_name = f"{name}.sol"
-    source = (_CONTRACTS_DIR / source_name).read_text(encoding="utf-8")
+    source = (_source_dir(name) / source_name).read_text(encoding="utf-8")
     version, contracts, warnings = _solc_outputs(project_root, {source_name: source}, {source_name: [name]})
     artifact = {
         "contractName": name,
@@ -175,7 +182,7 @@ def _compile_samples(project_root: Path) -> tuple[dict[str, Any], list[str]]:
 
 
 def compile_contract(project_root: Path | None = None, name: str = CONTRACT_NAME) -> dict[str, Any]:
-    """Compile `<name>`.sol (PersonaMint or PersonaMintV2) and return the artifact dict (needs node + `npm ci`)."""
+    """Compile `<name>`.sol (CONTRACT_NAME or BASELINE_NAME) and return the artifact dict (needs node + `npm ci`)."""
     artifact, _ = _compile(project_root or PROJECT_ROOT, name)
     return artifact
 
@@ -192,13 +199,24 @@ def render_artifact(artifact: dict[str, Any]) -> str:
 
 
 @functools.cache
-def _artifact_text(name: str = CONTRACT_NAME) -> str:
-    return resources.files(__package__).joinpath(f"{name}.json").read_text(encoding="utf-8")
+def _artifact_text() -> str:
+    return resources.files(__package__).joinpath(ARTIFACT_NAME).read_text(encoding="utf-8")
 
 
-def load_artifact(name: str = CONTRACT_NAME) -> dict[str, Any]:
-    """The committed compiled artifact (a fresh dict per call; callers may mutate it)."""
-    artifact: dict[str, Any] = json.loads(_artifact_text(name))
+def load_artifact() -> dict[str, Any]:
+    """The service contract's committed artifact (a fresh dict per call; callers may mutate it)."""
+    artifact: dict[str, Any] = json.loads(_artifact_text())
+    return artifact
+
+
+def artifact_path(name: str = CONTRACT_NAME) -> Path:
+    """Where `<name>`.json is committed in a checkout."""
+    return _source_dir(name) / f"{name}.json"
+
+
+def load_baseline_artifact() -> dict[str, Any]:
+    """The v1 contract's artifact, committed beside the benchmarks (read from a checkout)."""
+    artifact: dict[str, Any] = json.loads(artifact_path(BASELINE_NAME).read_text(encoding="utf-8"))
     return artifact
 
 
@@ -242,39 +260,34 @@ def main(argv: list[str] | None = None) -> int:
         help="recompile and fail if a committed artifact is stale",
     )
     options = parser.parse_args(argv)
-    artifact_path = _CONTRACTS_DIR / ARTIFACT_NAME
-    v2_path = _CONTRACTS_DIR / f"{V2_NAME}.json"
+    contract_paths = [artifact_path(name) for name in (CONTRACT_NAME, BASELINE_NAME)]
     samples_path = SAMPLES_DIR / SAMPLES_ARTIFACT_NAME
     try:
-        artifact, warnings = _compile(PROJECT_ROOT)
-        v2, v2_warnings = _compile(PROJECT_ROOT, V2_NAME)
+        compiled = [_compile(PROJECT_ROOT, name) for name in (CONTRACT_NAME, BASELINE_NAME)]
         samples, sample_warnings = _compile_samples(PROJECT_ROOT)
     except CompileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for warning in warnings + v2_warnings + sample_warnings:
+    for warning in [w for _, found in compiled for w in found] + sample_warnings:
         print(warning, file=sys.stderr)
-    version = artifact["compiler"]["version"]
+    version = samples["compiler"]["version"]
     if options.check:
-        missing = [path for path in (artifact_path, v2_path, samples_path) if not path.is_file()]
+        missing = [path for path in (*contract_paths, samples_path) if not path.is_file()]
         for path in missing:
             print(f"{path} missing; run python -m chain.contracts.build", file=sys.stderr)
         if missing:
             return 1
-        committed = json.loads(artifact_path.read_text(encoding="utf-8"))
-        committed_samples = json.loads(samples_path.read_text(encoding="utf-8"))
-        # Run both checks so one report names every stale artifact.
+        # Run every check so one report names every stale artifact.
         results = [
-            _check(artifact_path, artifact_differences(committed, artifact), version),
-            _check(v2_path, artifact_differences(json.loads(v2_path.read_text(encoding="utf-8")), v2), version),
-            _check(samples_path, samples_differences(committed_samples, samples), version),
+            _check(path, artifact_differences(json.loads(path.read_text(encoding="utf-8")), fresh), version)
+            for path, (fresh, _) in zip(contract_paths, compiled, strict=True)
         ]
+        committed_samples = json.loads(samples_path.read_text(encoding="utf-8"))
+        results.append(_check(samples_path, samples_differences(committed_samples, samples), version))
         return max(results)
-    artifact_path.write_text(render_artifact(artifact), encoding="utf-8")
-    size = (len(artifact["deployedBytecode"]) - 2) // 2
-    print(f"wrote {artifact_path} (runtime {size} bytes, solc {version})")
-    v2_path.write_text(render_artifact(v2), encoding="utf-8")
-    print(f"wrote {v2_path} (runtime {(len(v2['deployedBytecode']) - 2) // 2} bytes, solc {version})")
+    for path, (fresh, _) in zip(contract_paths, compiled, strict=True):
+        path.write_text(render_artifact(fresh), encoding="utf-8")
+        print(f"wrote {path} (runtime {(len(fresh['deployedBytecode']) - 2) // 2} bytes, solc {version})")
     samples_path.write_text(render_artifact(samples), encoding="utf-8")
     print(f"wrote {samples_path} ({', '.join(SAMPLE_CONTRACTS)}, solc {version})")
     return 0

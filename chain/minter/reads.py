@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from chain.contract import decode_revert
+from chain.contract import PersonaMint, decode_revert
 from chain.errors import ChainError, ContractRevert, InsufficientFunds, RpcError
 from chain.minter.config import MintReceipt
 from chain.minter.state import MinterState, MintRequest
@@ -20,8 +19,6 @@ from chain.rpc import RpcCallError
 MINTED_TOPIC = "0x" + keccak(text="Minted(bytes32,uint256,address)").hex()
 _TOKEN_ID_OF = function_signature_to_4byte_selector("tokenIdOf(bytes32)")
 _TOKEN_URI = function_signature_to_4byte_selector("tokenURI(uint256)")
-_MINT = function_signature_to_4byte_selector("mint(address,string,bytes32)")
-_MINT_BATCH = function_signature_to_4byte_selector("mintBatch(address[],string[],bytes32[])")
 # Per-batch JSON-RPC request size: big enough to amortise a round trip, small enough for providers.
 _RPC_CHUNK = 200
 
@@ -110,7 +107,7 @@ class ChainReads:
 
     async def minted_uri(self, address: str, receipt: MintReceipt) -> str:
         """The URI a token was minted with: from its mint transaction's call data, so a later
-        admin `setTokenURI` does not hide what the request asked for; the token's current
+        METADATA_ROLE `updateTokenURI` does not hide what the request asked for; the token's current
         `tokenURI` when that transaction is not a direct mint/mintBatch call (a contract wallet's).
         """
         tx = await self.state.rpc.call("eth_getTransactionByHash", [receipt.tx_hash])
@@ -145,16 +142,8 @@ class ChainReads:
 
 
 def _uri_in_call_data(data: bytes, request_id: bytes) -> str | None:
-    """The URI `request_id` was minted with in mint/mintBatch call data, or None if not found there."""
-    try:
-        if data[:4] == _MINT:
-            _, uri, rid = abi_decode(["address", "string", "bytes32"], data[4:])
-            return str(uri) if bytes(rid) == request_id else None
-        if data[:4] == _MINT_BATCH:
-            _, uris, rids = abi_decode(["address[]", "string[]", "bytes32[]"], data[4:])
-            for uri, rid in zip(uris, rids, strict=False):
-                if bytes(rid) == request_id:
-                    return str(uri)
-    except DecodingError:  # not call data we can read: the caller asks tokenURI instead
-        return None
+    """The URI `request_id` was minted with in mint/mintBatch/mintWithVoucher call data, or None if not found there."""
+    for rid, _, uri in PersonaMint.minted_in_call_data(data):
+        if rid == request_id:
+            return uri
     return None

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, processes_report, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -16,9 +16,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
-LOG_TAIL_LINES = 25
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A failed test that used the shared stack reports which of its processes still run and the
@@ -26,16 +23,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     running = getattr(item, "funcargs", {}).get("stack")
-    if report.when != "call" or not report.failed or not isinstance(running, Stack):
-        return
-    services = running.services
-    lines = [
-        f"{name}: {'running' if proc.poll() is None else f'exited {proc.returncode}'}"
-        for name, proc in services.processes.items()
-    ]
-    for name in ("minter", "worker-0"):
-        log_file = services.log_dir / f"{name}.log"
-        if log_file.exists():
-            tail = log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-            lines += [f"--- {name}.log (last {len(tail)} lines)", *tail]
-    report.sections.append(("stack processes", "\n".join(lines)))
+    if report.when == "call" and report.failed and isinstance(running, Stack):
+        report.sections.append(("stack processes", processes_report(running)))

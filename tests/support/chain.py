@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,12 @@ from web3 import AsyncWeb3
 
 from chain.contract import Deployment, PersonaMint, deploy_persona_mint
 from chain.dev_accounts import dev_account
+from chain.token_uri import CODEC_RAW, token_uri
+
+
+def cid_uri(label: str, codec: int = CODEC_RAW) -> str:
+    """A token URI the contract can store: `ipfs://` + the CIDv1 of a digest named by `label`."""
+    return token_uri(hashlib.sha256(label.encode()).digest(), codec)
 
 
 @dataclass(frozen=True)

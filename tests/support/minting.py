@@ -13,12 +13,15 @@ from eth_account import Account
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from web3 import Web3
 
 from chain.contract import PersonaMint, deploy_persona_mint
+from chain.contracts.build import load_baseline_artifact
 from chain.dev_accounts import dev_account
 from chain.journal import MintJournal
 from chain.minter import Minter, MinterConfig
 from chain.rpc import JsonRpc
+from chain.token_uri import CODEC_RAW, token_uri
 from chain.web3 import connect_web3
 
 MINT_SKIPPED_TOPIC = "0x" + keccak(text="MintSkipped(bytes32,uint256)").hex()
@@ -33,9 +36,7 @@ MintRequest = tuple[bytes, str, str]  # request_id, recipient, token_uri
 
 def make_requests(count: int) -> list[MintRequest]:
     """Distinct request ids, fresh recipient wallets and distinct token URIs."""
-    return [
-        (os.urandom(32), Account.create().address, f"ipfs://bafkreib{os.urandom(26).hex()[:51]}") for _ in range(count)
-    ]
+    return [(os.urandom(32), Account.create().address, token_uri(os.urandom(32), CODEC_RAW)) for _ in range(count)]
 
 
 async def deploy(url: str, *, max_supply: int = 0) -> str:
@@ -49,6 +50,18 @@ async def deploy(url: str, *, max_supply: int = 0) -> str:
         return deployment.address
     finally:
         await w3.provider.disconnect()
+
+
+def deploy_baseline_v1(url: str) -> str:
+    """The v1 contract the service replaced (benchmarks/baseline): a contract it must refuse."""
+    artifact = load_baseline_artifact()
+    w3 = Web3(Web3.HTTPProvider(url))
+    admin = dev_account(0)
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    args = ("V1", "V1", admin.address, dev_account(1).address, "", "0x" + "00" * 20, 0, 0)
+    tx_hash = factory.constructor(*args).transact({"from": admin.address})
+    address: str = w3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"]
+    return address
 
 
 @contextlib.asynccontextmanager

@@ -59,6 +59,9 @@ STACK_ENV = {
     ),
 }
 
+# How much of the minter's and worker's logs a failed test's report shows.
+LOG_TAIL_LINES = 25
+
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -148,3 +151,20 @@ def running_stack(root: Path) -> Iterator[Stack]:
             data_dir=root / "data",
             env=deployed.env,
         )
+
+
+def processes_report(running: Stack) -> str:
+    """Which of the stack's processes still run, and the last lines of the logs of the minter, the
+    worker and every process that has exited (one a test started and stopped, one that died)."""
+    services = running.services
+    lines = [
+        f"{name}: {'running' if proc.poll() is None else f'exited {proc.returncode}'}"
+        for name, proc in services.processes.items()
+    ]
+    exited = [name for name, proc in services.processes.items() if proc.poll() is not None]
+    for name in dict.fromkeys(["minter", "worker-0", *exited]):
+        log_file = services.log_dir / f"{name}.log"
+        if log_file.exists():
+            tail = log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            lines += [f"--- {name}.log (last {len(tail)} lines)", *tail]
+    return "\n".join(lines)

@@ -12,6 +12,7 @@ import json
 import re
 import signal
 import socket
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -152,9 +153,14 @@ def test_profiles_and_previews_while_the_chain_is_down(stack: Stack) -> None:
             services.spawn("previewer-chain-down", "worker", {**PREVIEW_WORKER_ENV, "PERSONAMINT_RPC_URL": proxy.url})
             cleanup.callback(services.kill, "previewer-chain-down", signal.SIGTERM)
             headers = {"Authorization": f"Bearer {stack.api_key}"}
-            with httpx.Client(base_url=stack.base_url, headers=headers, timeout=60) as client:
+            with httpx.Client(base_url=stack.base_url, headers=headers, timeout=90) as client:
+                # The precondition: the new previewer has started and reads the chain. A preview
+                # asked before it takes jobs may time out (503, retry), as any caller's would.
+                deadline = time.monotonic() + 150
                 up = client.post("/v1/previews", json={"recipient": Account.create().address})
-                assert up.status_code == 200, up.text  # the previewer is up and reads the chain
+                while up.status_code == 503 and time.monotonic() < deadline:
+                    up = client.post("/v1/previews", json={"recipient": Account.create().address})
+                assert up.status_code == 200, up.text
             proxy.faults.http_502_rate = 1.0
             with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
                 wallet = Account.create().address

@@ -18,7 +18,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.logs import DISCARD
 
-from chain.contracts.build import V2_NAME, load_artifact
+from chain.contracts.build import load_artifact
 from chain.dev_accounts import dev_account
 from devstack.anvil import AnvilProcess
 from ipfs.cid import cid_for_bytes, parse_cid
@@ -37,7 +37,7 @@ class Chain:
 
 
 def _deploy(w3: Web3, admin: str, minter: str, max_supply: int = 0) -> Contract:
-    artifact = load_artifact(V2_NAME)
+    artifact = load_artifact()
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     tx = factory.constructor("Test", "TEST", admin, minter, "", "0x" + "00" * 20, 0, max_supply).transact(
         {"from": admin}

@@ -13,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chain.contract import (
+    INTERFACE_ID,
+    METADATA_ROLE,
     MINTER_ROLE,
     PersonaMint,
     decode_revert,
@@ -26,7 +28,8 @@ from chain.errors import (
     MissingRole,
     RequestAlreadyMinted,
 )
-from tests.support.chain import DeployedMint
+from chain.token_uri import CODEC_DAG_PB
+from tests.support.chain import DeployedMint, cid_uri
 
 MINTED_TOPIC = keccak(text="Minted(bytes32,uint256,address)")
 METADATA_UPDATE_TOPIC = keccak(text="MetadataUpdate(uint256)")
@@ -55,7 +58,7 @@ async def test_mint_then_read_back(deployed: DeployedMint) -> None:
     rid = request_id("mint-read-back")
     assert await contract.token_id_of(rid) is None
 
-    outcome = await contract.mint(deployed.minter, recipient, "ipfs://bafy-one", rid)
+    outcome = await contract.mint(deployed.minter, recipient, cid_uri("bafy-one"), rid)
 
     assert len(outcome.minted) == 1
     assert outcome.skipped == ()
@@ -64,7 +67,7 @@ async def test_mint_then_read_back(deployed: DeployedMint) -> None:
     assert minted.token_id == 1  # ids start at 1; 0 means "none"
     assert minted.to == recipient
     assert await contract.owner_of(1) == recipient
-    assert await contract.token_uri(1) == "ipfs://bafy-one"
+    assert await contract.token_uri(1) == cid_uri("bafy-one")
     assert await contract.token_id_of(rid) == 1
     assert await contract.total_minted() == 1
 
@@ -75,16 +78,16 @@ async def test_second_mint_with_same_request_id_is_refused(
 ) -> None:
     contract, recipient = deployed.contract, deployed.outsider.address
     rid = request_id("twice")
-    await contract.mint(deployed.minter, recipient, "ipfs://first", rid)
+    await contract.mint(deployed.minter, recipient, cid_uri("first"), rid)
 
     with pytest.raises(RequestAlreadyMinted) as caught:
-        await contract.mint(deployed.minter, recipient, "ipfs://second", rid)
+        await contract.mint(deployed.minter, recipient, cid_uri("second"), rid)
 
     assert caught.value.code == "already_minted"
     assert caught.value.request_id == rid
     assert caught.value.token_id == 1
     assert "RequestAlreadyMinted" in str(caught.value)
-    assert await contract.token_uri(1) == "ipfs://first"
+    assert await contract.token_uri(1) == cid_uri("first")
 
 
 @pytest.mark.asyncio
@@ -93,10 +96,10 @@ async def test_revert_mined_on_chain_is_decoded(deployed: DeployedMint) -> None:
     # reason has to be recovered by replaying the transaction.
     contract = deployed.contract
     rid = request_id("mined-revert")
-    await contract.mint(deployed.minter, deployed.outsider.address, "ipfs://a", rid)
+    await contract.mint(deployed.minter, deployed.outsider.address, cid_uri("a"), rid)
     tx = {
         "to": contract.address,
-        "data": contract.mint_call_data(deployed.outsider.address, "ipfs://b", rid),
+        "data": contract.mint_call_data(deployed.outsider.address, cid_uri("b"), rid),
         "gas": 300_000,
     }
     with pytest.raises(RequestAlreadyMinted) as caught:
@@ -111,7 +114,7 @@ async def test_non_minter_cannot_mint(deployed: DeployedMint) -> None:
         await deployed.contract.mint(
             deployed.outsider,
             deployed.outsider.address,
-            "ipfs://x",
+            cid_uri("x"),
             request_id("intruder"),
         )
     assert caught.value.error_name == "AccessControlUnauthorizedAccount"
@@ -124,13 +127,13 @@ async def test_non_minter_cannot_mint(deployed: DeployedMint) -> None:
 async def test_batch_skips_used_request_ids(deployed: DeployedMint) -> None:
     contract = deployed.contract
     used = request_id("batch-used")
-    await contract.mint(deployed.minter, deployed.outsider.address, "ipfs://used", used)
+    await contract.mint(deployed.minter, deployed.outsider.address, cid_uri("used"), used)
     recipients = [
         deployed.admin.address,
         deployed.outsider.address,
         deployed.minter.address,
     ]
-    uris = ["ipfs://b0", "ipfs://b1", "ipfs://b2"]
+    uris = [cid_uri("b0"), cid_uri("b1"), cid_uri("b2")]
     ids = [request_id("batch-0"), used, request_id("batch-2")]
 
     outcome = await contract.mint_batch(deployed.minter, recipients, uris, ids)
@@ -140,8 +143,8 @@ async def test_batch_skips_used_request_ids(deployed: DeployedMint) -> None:
         (ids[2], 3, recipients[2]),
     ]
     assert [(s.request_id, s.existing_token_id) for s in outcome.skipped] == [(used, 1)]
-    assert await contract.token_uri(1) == "ipfs://used"
-    assert await contract.token_uri(3) == "ipfs://b2"
+    assert await contract.token_uri(1) == cid_uri("used")
+    assert await contract.token_uri(3) == cid_uri("b2")
     assert await contract.token_id_of(ids[2]) == 3
     assert await contract.total_minted() == 3
 
@@ -153,26 +156,41 @@ async def test_batch_skips_request_id_repeated_within_batch(
     rid = request_id("repeat-in-batch")
     recipient = deployed.outsider.address
     outcome = await deployed.contract.mint_batch(
-        deployed.minter, [recipient, recipient], ["ipfs://a", "ipfs://b"], [rid, rid]
+        deployed.minter, [recipient, recipient], [cid_uri("a"), cid_uri("b")], [rid, rid]
     )
     assert [m.token_id for m in outcome.minted] == [1]
     assert [(s.request_id, s.existing_token_id) for s in outcome.skipped] == [(rid, 1)]
-    assert await deployed.contract.token_uri(1) == "ipfs://a"
+    assert await deployed.contract.token_uri(1) == cid_uri("a")
 
 
 @pytest.mark.asyncio
-async def test_batch_length_mismatch_reverts(deployed: DeployedMint) -> None:
+async def test_update_length_mismatch_reverts(deployed: DeployedMint) -> None:
     contract = deployed.contract
-    # Hand-built calldata: the Python encoder refuses mismatched lengths up front.
-    data = function_signature_to_4byte_selector("mintBatch(address[],string[],bytes32[])") + abi_encode(
-        ["address[]", "string[]", "bytes32[]"],
-        [[deployed.outsider.address], ["ipfs://a", "ipfs://b"], [request_id("lm")]],
+    await contract.mint(deployed.minter, deployed.outsider.address, cid_uri("lm"), request_id("lm"))
+    # Hand-built calldata: three token ids, one digest.
+    data = function_signature_to_4byte_selector("updateTokenURIs(uint256[],bytes32[],uint8[])") + abi_encode(
+        ["uint256[]", "bytes32[]", "uint8[]"], [[1, 1, 1], [b"\x11" * 32], [0x55, 0x55, 0x55]]
     )
     with pytest.raises(ContractRevert) as caught:
-        await send_transaction(deployed.w3, deployed.minter, {"to": contract.address, "data": data})
+        await send_transaction(deployed.w3, deployed.minter, {"to": contract.address, "data": data, "gas": 200_000})
     assert caught.value.error_name == "LengthMismatch"
     with pytest.raises(ValueError, match="same length"):
-        contract.mint_batch_call_data([deployed.outsider.address], ["a", "b"], [request_id("x")])
+        contract.mint_batch_call_data([deployed.outsider.address], [cid_uri("a"), cid_uri("b")], [request_id("x")])
+
+
+@pytest.mark.asyncio
+async def test_uris_the_contract_would_not_return_as_given_are_refused_before_sending(deployed: DeployedMint) -> None:
+    contract, recipient = deployed.contract, deployed.outsider.address
+    raw = cid_uri("canonical")
+    for uri in (
+        "ipfs://QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",  # CIDv0
+        "ipfs://" + raw[len("ipfs://") :].upper(),  # upper-case base32 is the same CID, another string
+        raw[:-1],  # truncated
+        "ipfs://not-a-cid",
+        "https://example.com/1.json",
+    ):
+        with pytest.raises(ValueError):
+            contract.mint_call_data(recipient, uri, request_id(uri))
 
 
 @pytest.mark.asyncio
@@ -188,12 +206,12 @@ async def test_max_supply_is_enforced(deployed: DeployedMint) -> None:
     )
     contract = PersonaMint(deployed.w3, capped.address)
     recipient = deployed.outsider.address
-    await contract.mint(deployed.minter, recipient, "ipfs://1", request_id("cap-1"))
+    await contract.mint(deployed.minter, recipient, cid_uri("1"), request_id("cap-1"))
     with pytest.raises(MaxSupplyReached) as caught:
         await contract.mint_batch(
             deployed.minter,
             [recipient, recipient],
-            ["ipfs://2", "ipfs://3"],
+            [cid_uri("2"), cid_uri("3")],
             [request_id("cap-2"), request_id("cap-3")],
         )
     assert caught.value.max_supply == 2
@@ -210,6 +228,7 @@ async def test_max_supply_is_enforced(deployed: DeployedMint) -> None:
         ("49064906", True),  # ERC-4906 metadata updates
         ("2a55205a", True),  # ERC-2981 royalties
         ("7965db0b", True),  # AccessControl
+        (INTERFACE_ID.hex(), True),  # IPersonaMintV2: what the service checks before it mints
         ("780e9d63", False),  # ERC-721 enumerable: not implemented
         ("ffffffff", False),  # ERC-165 says this id is never supported
     ],
@@ -227,32 +246,37 @@ async def test_royalty_info(deployed: DeployedMint) -> None:
 
 
 @pytest.mark.asyncio
-async def test_set_token_uri_admin_only_and_emits_metadata_update(
+async def test_update_token_uri_needs_metadata_role_and_emits_metadata_update(
     deployed: DeployedMint,
 ) -> None:
     contract = deployed.contract
-    await contract.mint(deployed.minter, deployed.outsider.address, "ipfs://old", request_id("uri"))
+    await contract.mint(deployed.minter, deployed.outsider.address, cid_uri("old"), request_id("uri"))
+    new = cid_uri("new", CODEC_DAG_PB)
     tx = {
         "to": contract.address,
-        "data": contract.set_token_uri_call_data(1, "ipfs://new"),
+        "data": contract.update_token_uri_call_data(1, new),
     }
 
-    receipt = await send_transaction(deployed.w3, deployed.admin, tx)
+    # The service signer holds METADATA_ROLE; the admin is not needed for routine updates.
+    assert await contract.has_role(METADATA_ROLE, deployed.minter.address)
+    receipt = await send_transaction(deployed.w3, deployed.minter, tx)
 
     updates = [log for log in receipt["logs"] if bytes(log["topics"][0]) == METADATA_UPDATE_TOPIC]
     assert len(updates) == 1
     assert int.from_bytes(bytes(updates[0]["data"]), "big") == 1
-    assert await contract.token_uri(1) == "ipfs://new"
+    assert await contract.token_uri(1) == new
 
-    for not_admin in (deployed.minter, deployed.outsider):
+    for without_role in (deployed.admin, deployed.outsider):
         with pytest.raises(MissingRole):
-            await send_transaction(deployed.w3, not_admin, tx)
-    assert await contract.token_uri(1) == "ipfs://new"
+            await send_transaction(deployed.w3, without_role, tx)
+    assert await contract.token_uri(1) == new
 
 
 @pytest.mark.asyncio
 async def test_parse_receipt_ignores_other_contracts(deployed: DeployedMint) -> None:
-    outcome = await deployed.contract.mint(deployed.minter, deployed.outsider.address, "ipfs://x", request_id("other"))
+    outcome = await deployed.contract.mint(
+        deployed.minter, deployed.outsider.address, cid_uri("x"), request_id("other")
+    )
     receipt = await deployed.w3.eth.get_transaction_receipt(HexStr(outcome.tx_hash))
     stranger = PersonaMint(deployed.w3, deployed.admin.address)
     assert stranger.parse_receipt(receipt).minted == ()

@@ -14,6 +14,7 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
+from chain.contract import INTERFACE_ID
 from chain.dev_accounts import dev_account
 from chain.rpc import JsonRpc
 from config.settings import Settings
@@ -29,6 +30,7 @@ from tests.support.minting import (
     MintRequest,
     assert_minted_exactly,
     deploy,
+    deploy_baseline_v1,
     make_requests,
 )
 
@@ -296,3 +298,30 @@ def test_a_fee_spike_shows_why_jobs_wait_then_they_confirm_or_end_fee_ceiling(ha
     harness.wait_for(lambda: set(harness.statuses()) == {"confirmed"}, 60, "the waiting jobs to confirm")
     assert all(harness.redis.hget(f"pm:job:{job_id}", "stage:mint") for job_id in harness.job_ids)
     assert all(harness.redis.hget(f"pm:job:{job_id}", "status") == b"failed" for job_id in failed)
+
+
+def test_the_minter_refuses_a_contract_whose_interface_it_does_not_know(tmp_path: Path) -> None:
+    # v1 (the benchmarks' baseline: mint(address,string,bytes32)) and an address without code:
+    # each stops the minter before it takes a lease, with a message that says what to do.
+    with AnvilProcess() as chain, RedisServer(tmp_path / "redis") as redis_server:
+        v1 = deploy_baseline_v1(chain.url)
+        for address in (v1, dev_account(7).address):
+            env = service_env(
+                redis_url=redis_server.url,
+                rpc_url=chain.url,
+                contract_address=address,
+                chain_id=chain.chain_id,
+                data_dir=tmp_path / "data",
+            )
+            processes = ServiceProcesses(env, port=free_port(), log_dir=tmp_path / f"logs-{address}")
+            process = processes.spawn("minter", "minter")
+            try:
+                assert process.wait(timeout=60) != 0
+            finally:
+                processes.stop()
+            log = (processes.log_dir / "minter.log").read_text()
+            assert f"refusing to start: {address} on chain {chain.chain_id} is not a PersonaMint v2 contract" in log
+            assert f"0x{INTERFACE_ID.hex()}" in log
+            assert "personamint deploy" in log
+            assert "Traceback" not in log
+            assert redis_sync.Redis.from_url(redis_server.url).keys("pm:lease:*") == []
