@@ -85,7 +85,7 @@ def measure(w3: Web3, name: str, admin: str, minter: Any) -> dict[str, dict[str,
     recipients = [Account.create().address for _ in range(BATCH)]
     request_ids = [os.urandom(32) for _ in range(BATCH)]
     found: dict[str, dict[str, float]] = {}
-    if name == "PersonaMint":
+    if name == "PersonaMint":  # v1, the baseline
         uris = [f"ipfs://{_cid()[0]}" for _ in range(BATCH)]
         batch = _send(w3, c.mintBatch(recipients, uris, request_ids), minter.address)
         single = _send(w3, c.mint(Account.create().address, f"ipfs://{_cid()[0]}", os.urandom(32)), minter.address)
@@ -132,21 +132,30 @@ def measure(w3: Web3, name: str, admin: str, minter: Any) -> dict[str, dict[str,
     return found
 
 
-def main() -> int:
+def measure_both() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """(v1, v2) gas rows by path, measured on one fresh anvil."""
+    from chain.contracts import build
     from chain.dev_accounts import dev_account
     from devstack.anvil import AnvilProcess
 
     admin, minter = dev_account(0), dev_account(1)
     with AnvilProcess() as node:
         w3 = Web3(Web3.HTTPProvider(node.url))
-        v1 = measure(w3, "PersonaMint", admin.address, minter)
-        v2 = measure(w3, "PersonaMintV2", admin.address, minter)
-    print(f"gas per token, fresh recipients (anvil, prague); batch = one mintBatch of {BATCH} ÷ {BATCH}")
-    header = f"{'contract / path':<22}{'total':>9}{'base':>8}{'calldata':>10}{'events':>8}{'execution':>11}{'slots':>7}"
-    print(header)
+        return (
+            measure(w3, build.BASELINE_NAME, admin.address, minter),
+            measure(w3, build.CONTRACT_NAME, admin.address, minter),
+        )
+
+
+def report(v1: dict[str, dict[str, float]], v2: dict[str, dict[str, float]]) -> list[str]:
+    """The breakdown table and one line per goal."""
+    lines = [f"gas per token, fresh recipients (anvil, prague); batch = one mintBatch of {BATCH} ÷ {BATCH}"]
+    lines.append(
+        f"{'contract / path':<22}{'total':>9}{'base':>8}{'calldata':>10}{'events':>8}{'execution':>11}{'slots':>7}"
+    )
     for label, runs in (("v1 (baseline)", v1), ("v2", v2)):
         for path, row in runs.items():
-            print(
+            lines.append(
                 f"{label + ' ' + path:<22}{row['total']:>9,.0f}{row['base']:>8,.0f}{row['calldata']:>10,.0f}"
                 f"{row['events']:>8,.0f}{row['execution']:>11,.0f}{row['slots']:>7.2f}"
             )
@@ -154,7 +163,12 @@ def main() -> int:
         got = v2[path]["total"]
         met = "met" if got <= goal else "MISSED"
         base = f", v1 {v1[path]['total']:,.0f} ({v1[path]['total'] / got:.2f}x)" if path in v1 else ""
-        print(f"goal v2 {path} <= {goal:,}: {got:,.0f}{base} ({met})")
+        lines.append(f"goal v2 {path} <= {goal:,}: {got:,.0f}{base} ({met})")
+    return lines
+
+
+def main() -> int:
+    print("\n".join(report(*measure_both())))
     return 0
 
 
