@@ -237,7 +237,9 @@ def full_run() -> None:
 
 # Blocks full of our batches: several transactions a block, each small enough that the last one
 # still fits in what the block has left (a block admits a transaction by its gas *limit*).
-LIMIT_CONFIG = MinterConfig(gas_budget=5_000_000, max_batch=400, poll_s=0.1, gas_margin=1.05, max_unmined=32)
+# The service's own settings for a chain it may fill: PERSONAMINT_MINT_GAS_BUDGET=5000000,
+# PERSONAMINT_MINT_MAX_BATCH=400 (and the default gas margin, 1.05).
+LIMIT_CONFIG = MinterConfig(gas_budget=5_000_000, max_batch=400, poll_s=0.1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -194,6 +194,14 @@ class Settings(BaseSettings):
     # Minter (issue 4): batching, fees, stalls, signer balance.
     mint_gas_budget: int = Field(15_000_000, ge=300_000, description="Gas per mintBatch transaction.")
     mint_max_batch: int = Field(200, ge=1, le=2000, description="Mints per transaction at most.")
+    mint_gas_margin: float = Field(
+        1.05,
+        ge=1.0,
+        le=3.0,
+        description="A mintBatch's gas limit is its estimate times this (+20,000). A block admits a transaction "
+        "by its limit: a lower margin fits more of them in a block. On PersonaMint v2 a batch's gas only falls "
+        "between estimate and inclusion (an entry skipped, a balance slot no longer fresh).",
+    )
     mint_poll_s: float = Field(0.1, gt=0, le=30, description="How often the minter reads the head and its nonce.")
     mint_stall_s: float = Field(30.0, gt=0, description="Nonce stuck this long: replace with a bumped fee.")
     mint_stall_blocks: int = Field(3, ge=1, description="...or stuck for this many new blocks.")

@@ -68,6 +68,7 @@ def minter_config(settings: Settings, route: ChainRoute | None = None) -> Minter
         poll_s=settings.mint_poll_s,
         gas_budget=settings.mint_gas_budget,
         max_batch=settings.mint_max_batch,
+        gas_margin=settings.mint_gas_margin,
         stall_s=settings.mint_stall_s,
         stall_blocks=settings.mint_stall_blocks,
         fees=FeePolicy(

@@ -97,7 +97,8 @@ class MinterConfig:
     balance_check_s: float = 5.0
     max_attempts: int = 3
     """Reverted or rejected sends of one request before it fails."""
-    gas_margin: float = 1.15
+    gas_margin: float = 1.05
+    """A batch's gas limit is its estimate times this (+20,000); blocks admit transactions by their limit."""
     logs_from_block: int = 0
     """Where to start looking for Minted events of requests found already minted (the deployment block)."""
 
