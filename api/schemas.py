@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -28,6 +28,27 @@ class MintRequest(msgspec.Struct, forbid_unknown_fields=True):
     recipient: Address
     collection: CollectionId = "default"
     context: dict[str, Any] = msgspec.field(default_factory=dict)
+    # "collector": the service renders and pins, then answers a signed voucher (status
+    # `voucher_ready`) that the collector's wallet sends to the contract, paying its gas and price.
+    payer: Literal["service", "collector"] = "service"
+    # A collector-paid mint's voucher lifetime in seconds, at most the collection's `[vouchers] ttl_s`.
+    voucher_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] | None = None
+
+
+class Voucher(msgspec.Struct):
+    """What a collector needs to mint: the signed EIP-712 voucher, and the transaction carrying it."""
+
+    recipient: str
+    request_id: str
+    digest: str
+    codec: int
+    price_wei: str  # decimal string: wei amounts overflow JavaScript numbers
+    deadline: int
+    signature: str
+    signer: str
+    contract: str
+    chain_id: int
+    transaction: dict[str, str]  # {"to", "data", "value"}: eth_sendTransaction's fields (value hex)
 
 
 class Links(msgspec.Struct):
@@ -70,6 +91,8 @@ class MintStatus(msgspec.Struct, omit_defaults=True):
     style: dict[str, Any] | None = None
     timings: dict[str, float] = msgspec.field(default_factory=dict)
     error: JobError | None = None
+    payer: str = "service"
+    voucher: Voucher | None = None
 
 
 class Health(msgspec.Struct):

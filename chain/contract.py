@@ -113,6 +113,28 @@ class Deployment:
     block_number: int
 
 
+# MintVoucher's fields in the contract's order (its EIP-712 type).
+VOUCHER_FIELDS = (
+    ("recipient", "address"),
+    ("requestId", "bytes32"),
+    ("digest", "bytes32"),
+    ("codec", "uint8"),
+    ("price", "uint256"),
+    ("deadline", "uint64"),
+)
+
+
+@dataclass(frozen=True)
+class Voucher:
+    """A collector-paid mint: who gets the token, for which request and metadata, at what price, until when."""
+
+    recipient: str
+    request_id: bytes
+    token_uri: str
+    price_wei: int
+    deadline: int  # unix seconds
+
+
 @dataclass(frozen=True)
 class Minted:
     """A token minted for a request (from the `Minted` event)."""
@@ -532,6 +554,45 @@ class PersonaMint:
         except (DecodingError, ValueError):
             return []
 
+    def voucher_typed_data(self, chain_id: int, voucher: Voucher) -> dict[str, Any]:
+        """The EIP-712 message a VOUCHER_SIGNER_ROLE key signs for `voucher` (what a wallet shows;
+        JSON as `eth_signTypedData` takes it): domain PersonaMint / 2 / chain / this contract."""
+        digest, codec = uri_parts(voucher.token_uri)
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "MintVoucher": [{"name": name, "type": kind} for name, kind in VOUCHER_FIELDS],
+            },
+            "primaryType": "MintVoucher",
+            "domain": {"name": "PersonaMint", "version": "2", "chainId": chain_id, "verifyingContract": self._address},
+            "message": {
+                "recipient": to_checksum_address(voucher.recipient),
+                "requestId": _hex(_request_id(voucher.request_id)),
+                "digest": _hex(digest),
+                "codec": codec,
+                "price": voucher.price_wei,
+                "deadline": voucher.deadline,
+            },
+        }
+
+    def mint_with_voucher_call_data(self, voucher: Voucher, signature: bytes) -> bytes:
+        """Calldata for `mintWithVoucher(voucher, signature)`: what the collector sends, with the price as value."""
+        digest, codec = uri_parts(voucher.token_uri)
+        fields = (
+            to_checksum_address(voucher.recipient),
+            _request_id(voucher.request_id),
+            digest,
+            codec,
+            voucher.price_wei,
+            voucher.deadline,
+        )
+        return _MINT_WITH_VOUCHER_SELECTOR + abi_encode([_VOUCHER, "bytes"], [fields, signature])
+
     def update_token_uri_call_data(self, token_id: int, uri: str) -> bytes:
         """Calldata for `updateTokenURI(tokenId, digest, codec)` (METADATA_ROLE; emits MetadataUpdate)."""
         return _UPDATE_TOKEN_URI_SELECTOR + abi_encode(["uint256", "bytes32", "uint8"], [token_id, *uri_parts(uri)])
@@ -621,6 +682,7 @@ __all__ = [
     "Minted",
     "PersonaMint",
     "Skipped",
+    "Voucher",
     "decode_revert",
     "deploy_persona_mint",
     "send_transaction",

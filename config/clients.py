@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 from saq import Queue
 
 from config.chains import DEFAULT_CHAIN, ChainRoute, ChainRoutes, chain_routes
-from config.collections import load_collection_configs
+from config.collections import VoucherPolicy, load_collection_configs
 from config.redis_urls import Replication, redis_client
 from config.settings import Settings
 from ipfs.pinning import Pinner
@@ -56,6 +56,8 @@ class Core:
     # Mints a SIWE session may make per collection (0: none): the file's `[sessions]
     # mints_per_wallet`, else PERSONAMINT_SESSION_MINTS_PER_WALLET.
     session_mint_caps: dict[str, int]
+    # Collector-paid mints by collection id: the file's `[vouchers]` (disabled when absent).
+    vouchers: dict[str, VoucherPolicy]
     # Previews' own queue, so a preview flood never takes a mint's place in the pipeline queue.
     preview_queue: Queue
     # Each tenant's share of the pipeline queue: the way every pipeline job gets into it.
@@ -118,6 +120,7 @@ class Core:
                 )
                 for collection_id, config in configs.items()
             },
+            vouchers={collection_id: config.vouchers for collection_id, config in configs.items()},
             preview_queue=make_queue(redis, PREVIEW_QUEUE, sweep_s=settings.sweep_s),
             fair=FairShare(
                 redis,

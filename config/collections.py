@@ -31,6 +31,7 @@ __all__ = [
     "CollectionConfigError",
     "DeploymentConfig",
     "SessionPolicy",
+    "VoucherPolicy",
     "collections_by_chain",
     "load_collection_config",
     "load_collection_configs",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 # Sections that configure where a collection lives and who may mint it, not what it looks like.
-_CHAIN_SECTIONS = ("chain", "deployment", "sessions")
+_CHAIN_SECTIONS = ("chain", "deployment", "sessions", "vouchers")
 _CHAIN_KEYS = frozenset({"chain_id", "rpc_urls", "confirmations", "max_fee_gwei", "explorer_url"})
 _DEPLOYMENT_KEYS = frozenset(
     {
@@ -57,6 +58,9 @@ _DEPLOYMENT_KEYS = frozenset(
 )
 # [sessions]: what a SIWE session (a wallet signed in, minting to itself at the service's gas) may do.
 _SESSION_KEYS = frozenset({"mints_per_wallet"})
+# [vouchers]: mints the collector pays for, sending the voucher the service signed (EIP-712).
+_VOUCHER_KEYS = frozenset({"enabled", "price_wei", "ttl_s"})
+_MAX_VOUCHER_TTL_S = 30 * 86_400
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _URI_SCHEMES = ("ipfs://", "https://", "ar://", "data:")
 _MAX_ROYALTY_BPS = 10_000  # ERC-2981 as OpenZeppelin implements it: basis points of the sale price
@@ -109,6 +113,16 @@ class SessionPolicy:
 
 
 @dataclass(frozen=True)
+class VoucherPolicy:
+    """Whether a caller may ask for a collector-paid mint (`"payer": "collector"`), its price, and how long
+    a signed voucher stays valid (a request may ask for less)."""
+
+    enabled: bool = False
+    price_wei: int = 0  # what the collector pays, forwarded to the contract's payout address
+    ttl_s: int = 3600
+
+
+@dataclass(frozen=True)
 class CollectionConfig:
     """Everything one collection file says, validated."""
 
@@ -121,6 +135,7 @@ class CollectionConfig:
     chain: ChainConfig | None
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
+    vouchers: VoucherPolicy = field(default_factory=VoucherPolicy)
 
     @property
     def deployed(self) -> bool:
@@ -192,6 +207,7 @@ def _parse(text: str, path: Path, environ: Mapping[str, str]) -> CollectionConfi
     chain = _chain(raw.get("chain"), path, environ) if "chain" in raw else None
     deployment = _deployment(raw.get("deployment", {}), path)
     sessions = _sessions(raw.get("sessions", {}), path)
+    vouchers = _vouchers(raw.get("vouchers", {}), path)
     if deployment.contract_address is not None and chain is None:
         raise CollectionConfigError(f"{path}: deployment.contract_address needs a [chain] section saying which chain")
     return CollectionConfig(
@@ -204,6 +220,7 @@ def _parse(text: str, path: Path, environ: Mapping[str, str]) -> CollectionConfi
         chain=chain,
         deployment=deployment,
         sessions=sessions,
+        vouchers=vouchers,
     )
 
 
@@ -340,6 +357,19 @@ def _sessions(value: Any, path: Path) -> SessionPolicy:
     if "mints_per_wallet" not in table:
         return SessionPolicy()
     return SessionPolicy(mints_per_wallet=_int(table, "mints_per_wallet", where, default=0, low=0, high=2**31 - 1))
+
+
+def _vouchers(value: Any, path: Path) -> VoucherPolicy:
+    table = _table(value, path, "vouchers", _VOUCHER_KEYS)
+    where = f"{path}: vouchers"
+    enabled = table.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise CollectionConfigError(f"{where}.enabled must be true or false")
+    return VoucherPolicy(
+        enabled=enabled,
+        price_wei=_int(table, "price_wei", where, default=0, low=0, high=2**256 - 1),
+        ttl_s=_int(table, "ttl_s", where, default=3600, low=1, high=_MAX_VOUCHER_TTL_S),
+    )
 
 
 def record_deployment(path: Path, *, contract_address: str, deployed_block: int, deploy_tx: str) -> CollectionConfig:

@@ -203,6 +203,9 @@ class Settings(BaseSettings):
         "between estimate and inclusion (an entry skipped, a balance slot no longer fresh).",
     )
     mint_poll_s: float = Field(0.1, gt=0, le=30, description="How often the minter reads the head and its nonce.")
+    voucher_poll_s: float = Field(
+        2.0, gt=0, le=60, description="How often the minter looks on chain for the collectors' voucher mints."
+    )
     mint_stall_s: float = Field(30.0, gt=0, description="Nonce stuck this long: replace with a bumped fee.")
     mint_stall_blocks: int = Field(3, ge=1, description="...or stuck for this many new blocks.")
     fee_ceiling_gwei: float | None = Field(500.0, gt=0, description="Highest fee per gas ever signed; unset: none.")

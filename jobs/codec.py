@@ -3,9 +3,9 @@
 One hash per job (jobs.keys.job_key): the request's fields as strings (`status`, `tenant`,
 `recipient`, `collection`, `context` (JSON), `request_id`, `created_at`, `attempts`, `edition`,
 and `seed` in records that stored it), each saved stage's output as a JSON document in
-`stage:<name>` and its seconds in `time:<name>`, `detail`, and on failure `error` (JSON) and
-`cap_released`. Stage documents are written with sorted keys, as they always were, and read
-straight from bytes into their types (status reads decode every record they serve).
+`stage:<name>` and its seconds in `time:<name>`, `detail`, on failure `error` (JSON) and
+`cap_released`, and `payer` (+ `voucher_ttl_s`) for a collector-paid job. Stage documents are written with sorted
+keys, as they always were, and read straight from bytes into their types (status reads decode every record they serve).
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from jobs.model import (
     JobError,
     JobStatus,
     MintStage,
+    Payer,
     PinStage,
     RenderStage,
     Stage,
     StageOutput,
+    VoucherStage,
 )
 from personalization.orchestrator import Orchestration
 from personalization.profile import WalletProfile
@@ -37,12 +39,14 @@ _OUTPUT_TYPES: dict[Stage, type[StageOutput]] = {
     Stage.STYLE: Orchestration,
     Stage.RENDER: RenderStage,
     Stage.PIN: PinStage,
+    Stage.VOUCHER: VoucherStage,
     Stage.MINT: MintStage,
 }
 _profile = msgspec.json.Decoder(WalletProfile)
 _style = msgspec.json.Decoder(Orchestration)
 _render = msgspec.json.Decoder(RenderStage)
 _pin = msgspec.json.Decoder(PinStage)
+_voucher = msgspec.json.Decoder(VoucherStage)
 _mint = msgspec.json.Decoder(MintStage)
 _error = msgspec.json.Decoder(JobError)
 _context = msgspec.json.Decoder(dict[str, Any])
@@ -86,10 +90,23 @@ def encode_event_data(data: Mapping[str, str | int]) -> str:
 
 
 def new_record_fields(
-    *, tenant: str, recipient: str, collection: str, context: dict[str, Any], request_id: str, created_at: float
+    *,
+    tenant: str,
+    recipient: str,
+    collection: str,
+    context: dict[str, Any],
+    request_id: str,
+    created_at: float,
+    payer: Payer = Payer.SERVICE,
+    voucher_ttl_s: int | None = None,
 ) -> list[str]:
-    """A new job's fields, [name, value, ...], as the accept script writes them (it adds `edition`)."""
+    """A new job's fields, [name, value, ...], as the accept script writes them (it adds `edition`);
+    `payer` only when the collector pays (a record without it is service-paid, as all were)."""
+    collector = ["payer", str(Payer.COLLECTOR)] if payer is Payer.COLLECTOR else []
+    if voucher_ttl_s is not None:
+        collector += ["voucher_ttl_s", str(voucher_ttl_s)]
     return [
+        *collector,
         "status", JobStatus.QUEUED,
         "tenant", tenant,
         "recipient", recipient,
@@ -110,6 +127,7 @@ def decode_job(job_id: str, raw: Mapping[bytes, bytes]) -> Job:
     style = raw.get(b"stage:style")
     render = raw.get(b"stage:render")
     pin = raw.get(b"stage:pin")
+    voucher = raw.get(b"stage:voucher")
     mint = raw.get(b"stage:mint")
     return Job(
         id=job_id,
@@ -127,10 +145,13 @@ def decode_job(job_id: str, raw: Mapping[bytes, bytes]) -> Job:
         style=_style.decode(style) if style is not None else None,
         render=_render.decode(render) if render is not None else None,
         pin=_pin.decode(pin) if pin is not None else None,
+        voucher=_voucher.decode(voucher) if voucher is not None else None,
         mint=_mint.decode(mint) if mint is not None else None,
         # In the hash's own order: the status API lists timings as Redis returns them.
         timings={_TIMINGS[key]: float(value) for key, value in raw.items() if key.startswith(_TIMING_PREFIX)},
         error=_error.decode(error) if error is not None else None,
         detail=raw.get(b"detail", b"").decode() or None,
         attempts=int(raw.get(b"attempts", 0)),
+        payer=Payer.COLLECTOR if raw.get(b"payer") == b"collector" else Payer.SERVICE,
+        voucher_ttl_s=int(raw[b"voucher_ttl_s"]) if b"voucher_ttl_s" in raw else None,
     )

@@ -250,6 +250,11 @@ def minter_route_key(route: str) -> str:
     return f"pm:minter:route:{route}"
 
 
+def voucher_watch_key(route: str) -> str:
+    """Collector-paid jobs whose voucher is out on a chain (its route), by when to look at the chain next."""
+    return f"pm:vouchers:{_segment(route)}"
+
+
 def minter_health_key(chain_id: int, signer: str) -> str:
     """A minter's last health report (expires when it stops reporting)."""
     return f"{_MINTER_HEALTH_PREFIX}{chain_id}:{signer}"

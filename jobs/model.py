@@ -27,19 +27,35 @@ class JobStatus(enum.StrEnum):
     RENDERING = "rendering"
     PINNING = "pinning"
     MINTING = "minting"
+    # The collector pays: the signed voucher is out, waiting for the collector's transaction.
+    VOUCHER_READY = "voucher_ready"
     CONFIRMED = "confirmed"
     FAILED = "failed"
+    EXPIRED = "expired"  # the voucher's deadline passed on chain unused
 
     @property
     def ended(self) -> bool:
-        """Confirmed or failed: nothing moves the job again (the job scripts refuse it)."""
+        """Confirmed, failed or expired: nothing moves the job again (the job scripts refuse it)."""
         return self in TERMINAL
 
 
-TERMINAL = frozenset({JobStatus.CONFIRMED, JobStatus.FAILED})
+TERMINAL = frozenset({JobStatus.CONFIRMED, JobStatus.FAILED, JobStatus.EXPIRED})
 
-# The way to a confirmed token, in order (what a progress bar shows; `failed` may end any step).
-PROGRESS = tuple(status for status in JobStatus if status is not JobStatus.FAILED)
+# Statuses whose change is also an outbound webhook: the ends, and a voucher the caller must pass on.
+NOTIFIED = TERMINAL | {JobStatus.VOUCHER_READY}
+
+# The way to a confirmed token the service pays for, in order (what a progress bar shows;
+# `failed` may end any step; a collector-paid job waits in `voucher_ready` before `confirmed`).
+PROGRESS = tuple(
+    status for status in JobStatus if status not in (JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.VOUCHER_READY)
+)
+
+
+class Payer(enum.StrEnum):
+    """Who pays for the mint transaction."""
+
+    SERVICE = "service"  # the service's minter sends it
+    COLLECTOR = "collector"  # the collector sends mintWithVoucher with the voucher the service signed
 
 
 class Stage(enum.StrEnum):
@@ -49,6 +65,7 @@ class Stage(enum.StrEnum):
     STYLE = "style"
     RENDER = "render"
     PIN = "pin"
+    VOUCHER = "voucher"
     MINT = "mint"
 
     @property
@@ -62,6 +79,7 @@ _RUNNING = {
     Stage.STYLE: JobStatus.STYLING,
     Stage.RENDER: JobStatus.RENDERING,
     Stage.PIN: JobStatus.PINNING,
+    Stage.VOUCHER: JobStatus.MINTING,
     Stage.MINT: JobStatus.MINTING,
 }
 
@@ -97,6 +115,22 @@ class PinStage(msgspec.Struct, frozen=True, kw_only=True):
     image_uri: str
 
 
+class VoucherStage(msgspec.Struct, frozen=True, kw_only=True):
+    """The EIP-712 voucher the service signed for a collector-paid mint, and the transaction to send."""
+
+    recipient: str
+    request_id: str  # 0x…
+    digest: str  # 0x… sha2-256 digest of the metadata block
+    codec: int
+    price_wei: int
+    deadline: int  # unix seconds: the voucher is void in any block after it
+    signature: str  # 0x…, 65 bytes
+    signer: str
+    contract: str
+    chain_id: int
+    call_data: str  # 0x… mintWithVoucher(voucher, signature): send it with `price_wei` as the value
+
+
 class MintStage(msgspec.Struct, frozen=True, kw_only=True):
     """The token on chain."""
 
@@ -110,7 +144,7 @@ class MintStage(msgspec.Struct, frozen=True, kw_only=True):
     already_minted: bool  # found on chain by its request id: an earlier attempt had minted it
 
 
-StageOutput = WalletProfile | Orchestration | RenderStage | PinStage | MintStage
+StageOutput = WalletProfile | Orchestration | RenderStage | PinStage | VoucherStage | MintStage
 
 
 def stage_of(output: StageOutput) -> Stage:
@@ -124,6 +158,8 @@ def stage_of(output: StageOutput) -> Stage:
             return Stage.RENDER
         case PinStage():
             return Stage.PIN
+        case VoucherStage():
+            return Stage.VOUCHER
         case MintStage():
             return Stage.MINT
 
@@ -154,11 +190,14 @@ class Job:
     style: Orchestration | None = None
     render: RenderStage | None = None
     pin: PinStage | None = None
+    voucher: VoucherStage | None = None
     mint: MintStage | None = None
     timings: dict[Stage, float] = field(default_factory=dict)  # seconds per finished stage
     error: JobError | None = None
     detail: str | None = None
     attempts: int = 0
+    payer: Payer = Payer.SERVICE
+    voucher_ttl_s: int | None = None  # the caller's ask for a shorter voucher than its collection's
 
     def record(self, output: StageOutput, seconds: float) -> None:
         """Keep a stage's output and timing on this copy, as saving it did in Redis."""
@@ -171,6 +210,8 @@ class Job:
                 self.render = output
             case PinStage():
                 self.pin = output
+            case VoucherStage():
+                self.voucher = output
             case MintStage():
                 self.mint = output
         self.timings[stage_of(output)] = seconds

@@ -24,7 +24,7 @@ from jobs.codec import (
     timing_field,
 )
 from jobs.ids import derive_request_id
-from jobs.model import Job, JobError, JobStatus, StageOutput, stage_of
+from jobs.model import NOTIFIED, Job, JobError, JobStatus, Payer, StageOutput, stage_of
 from jobs.ratelimit import Limit
 from personalization.style import canonical_json
 
@@ -99,11 +99,16 @@ class JobStore:
         recipient_limit: Limit | None = None,
         cap: int = 0,
         daily_budget: DailyBudget | None = None,
+        payer: Payer = Payer.SERVICE,
+        voucher_ttl_s: int | None = None,
     ) -> AcceptResult:
         """Create the job, or find the one this idempotency key made; limits apply to new jobs only."""
-        body_hash = hashlib.sha256(
-            canonical_json({"recipient": recipient, "collection": collection, "context": context})
-        ).hexdigest()
+        body: dict[str, Any] = {"recipient": recipient, "collection": collection, "context": context}
+        if payer is Payer.COLLECTOR:  # absent for the service, so every earlier body keeps its hash
+            body["payer"] = str(payer)
+        if voucher_ttl_s is not None:
+            body["voucher_ttl_s"] = voucher_ttl_s
+        body_hash = hashlib.sha256(canonical_json(body)).hexdigest()
         job_id = uuid.uuid4().hex
         request_id = derive_request_id(tenant, idempotency_key, body_hash, job_id)
         now = time.time()
@@ -115,6 +120,8 @@ class JobStore:
             context=context,
             request_id="0x" + request_id.hex(),
             created_at=now,
+            payer=payer,
+            voucher_ttl_s=voucher_ttl_s,
         )
         result = await self._accept(
             keys=[
@@ -186,6 +193,7 @@ class JobStore:
                 keys.DELIVERY_TEMPLATE,
                 keys.TENANT_DELIVERIES_TEMPLATE,
                 self.retention_s,
+                "1" if status in NOTIFIED else "0",
             ],
         )
 
@@ -202,6 +210,13 @@ class JobStore:
         if not await self._release_cap(keys=[keys.job_key(job_id)], args=[encode_error(error)]):
             return
         await self.set_status(job_id, JobStatus.FAILED, detail=error.message, extra={"code": error.code})
+
+    async def expire(self, job_id: str, detail: str) -> None:
+        """End a collector-paid job whose voucher's deadline passed unused, giving its wallet's cap slot back."""
+        error = JobError("voucher_expired", detail)
+        if not await self._release_cap(keys=[keys.job_key(job_id)], args=[encode_error(error)]):
+            return
+        await self.set_status(job_id, JobStatus.EXPIRED, detail=detail, extra={"code": error.code})
 
     async def open_jobs(self, *, created_before: float, limit: int = 500) -> list[OpenJob]:
         """Jobs still open that were created before the given time, oldest first."""

@@ -45,10 +45,11 @@ from jobs.errors import job_error
 from jobs.keys import MINTER_HEALTH_PATTERN, minter_health_key, minter_journal_key
 from jobs.lease import FencedLease, LeaseLost
 from jobs.minters import WAITING_FOR_MINTER, mark_alive
-from jobs.model import JobError, JobStatus, MintStage
+from jobs.model import JobError, JobStatus, MintStage, Payer
 from jobs.queues import MINT_QUEUE, TurnTakingQueue, enqueue_mint, heartbeat, worker_timers
 from observability.logging import job_context
 from observability.metrics import MinterCollector, serve_process_metrics
+from processes.vouchers import VoucherWatcher, issue_voucher
 
 log = logging.getLogger("personamint.minter")
 
@@ -197,6 +198,9 @@ async def _mint_job(ctx: MinterContext, job_id: str) -> str:
         log.warning("job %s is for %s, not this minter's chain; moving it there", job_id, route.chain.label)
         await enqueue_mint(core.mint_queue_for(job.collection), core.settings, job_id)
         return "rerouted"
+    if job.payer is Payer.COLLECTOR:
+        # The collector sends the transaction: sign its voucher and watch the chain for it.
+        return await issue_voucher(core, minter, job, contract, ctx["chain_id"])
     if job.detail and job.detail.startswith(WAITING_FOR_MINTER):
         await core.jobs.set_status(job_id, JobStatus.MINTING, detail=f"a minter on chain {ctx['chain_id']} took it")
 
@@ -427,7 +431,12 @@ async def run_minter(settings: Settings) -> None:
                 await watch.observe(health.balance_wei)
             await asyncio.sleep(HEALTH_EVERY_S)
 
-    background = [asyncio.create_task(keep_lease()), asyncio.create_task(report_health())]
+    vouchers = VoucherWatcher(core, minter, route=route.key, chain_id=chain_id, poll_s=settings.voucher_poll_s)
+    background = [
+        asyncio.create_task(keep_lease()),
+        asyncio.create_task(report_health()),
+        asyncio.create_task(vouchers.run()),
+    ]
     task = asyncio.create_task(worker.start())
     # SAQ installs its own SIGTERM/SIGINT handlers when it starts, so a signal ends the worker
     # task rather than setting `stop`: wait for either.
@@ -435,6 +444,7 @@ async def run_minter(settings: Settings) -> None:
     await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     stopping.cancel()
+    vouchers.stop()
     await worker.stop()
     await minter.stop()
     for pending in (task, *background):

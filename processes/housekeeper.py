@@ -36,6 +36,8 @@ async def requeue_mint(core: Core, job_id: str) -> None:
         return
     chain = core.chain_for(job.collection)
     await enqueue_mint(core.mint_queue_for(job.collection), core.settings, job_id)
+    if job.status is not JobStatus.MINTING:  # a voucher out keeps its status: only the watch is restored
+        return
     if not await has_live_minter(core.redis, chain.key) and not (job.detail or "").startswith(WAITING_FOR_MINTER):
         await core.jobs.set_status(job_id, JobStatus.MINTING, detail=waiting_for_minter(chain.label))
 

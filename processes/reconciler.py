@@ -51,7 +51,8 @@ class Reconciler:
         for open_job in await self.jobs.open_jobs(created_before=time.time() - self.after_s):
             if open_job.status.ended:
                 continue
-            if open_job.status is JobStatus.MINTING:
+            if open_job.status in (JobStatus.MINTING, JobStatus.VOUCHER_READY):
+                # A voucher_ready job's mint job puts it back in its chain's voucher watch.
                 await self.enqueue_mint(open_job.id)
             else:
                 # Through the tenant's share: an admitted job is enqueued again, a waiting one keeps its place.

@@ -8,7 +8,7 @@ from jobs.model import Job
 
 
 def status_payload(job: Job, event_id: str, event_type: str, created_at: float) -> dict[str, Any]:
-    """What a receiver gets: the end state of one mint, without internals."""
+    """What a receiver gets: the end state of one mint (or its voucher, ready), without internals."""
     mint: dict[str, Any] = {
         "id": job.id,
         "status": str(job.status),
@@ -27,6 +27,15 @@ def status_payload(job: Job, event_id: str, event_type: str, created_at: float) 
             contract=job.mint.contract,
             chain_id=job.mint.chain_id,
         )
+    if (voucher := job.voucher) is not None and job.mint is None:
+        # What the collector's wallet sends (the API's status shows the same voucher).
+        mint["voucher"] = {
+            "signature": voucher.signature,
+            "deadline": voucher.deadline,
+            "price_wei": str(voucher.price_wei),
+            "transaction": {"to": voucher.contract, "data": voucher.call_data, "value": hex(voucher.price_wei)},
+            "chain_id": voucher.chain_id,
+        }
     if job.error is not None:
         mint["error"] = {"code": job.error.code, "message": job.error.message}
     return {"id": event_id, "type": event_type, "created_at": created_at, "data": {"mint": mint}}

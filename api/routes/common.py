@@ -17,9 +17,10 @@ from api.schemas import Links, MintAccepted, Problem
 from api.state import ApiState, api_state
 from api.tenancy import mint_limits, refuse_over_limit
 from api.validation import check_context, check_json_media_type, parse_recipient
+from config.collections import VoucherPolicy
 from jobs.fairshare import PIPELINE_STATUSES
 from jobs.keys import job_key
-from jobs.model import JobStatus
+from jobs.model import JobStatus, Payer
 
 log = logging.getLogger("personamint.api")
 
@@ -107,6 +108,25 @@ def mint_links(job_id: str) -> Links:
     return Links(self=f"/v1/mints/{job_id}", events=f"/v1/mints/{job_id}/events")
 
 
+def check_payer(policy: VoucherPolicy, collection: str, payer: Payer, voucher_ttl_s: int | None) -> None:
+    """A collector-paid mint only where the collection's `[vouchers]` allows it, within its lifetime."""
+    if payer is Payer.SERVICE:
+        if voucher_ttl_s is not None:
+            raise ApiError(400, "invalid_voucher_ttl", 'voucher_ttl_s applies only to "payer": "collector"')
+        return
+    if not policy.enabled:
+        raise ApiError(
+            403, "collector_payment_unavailable", f"collection {collection!r} does not take collector-paid mints"
+        )
+    if voucher_ttl_s is not None and voucher_ttl_s > policy.ttl_s:
+        raise ApiError(
+            400,
+            "invalid_voucher_ttl",
+            f"voucher_ttl_s is at most {policy.ttl_s} in collection {collection!r}",
+            max_ttl_s=policy.ttl_s,
+        )
+
+
 async def accept_mint(
     state: ApiState,
     caller: Caller,
@@ -115,6 +135,8 @@ async def accept_mint(
     collection: str,
     context: dict[str, Any],
     idempotency_key: str | None,
+    payer: Payer = Payer.SERVICE,
+    voucher_ttl_s: int | None = None,
 ) -> tuple[MintAccepted, bool]:
     """Validate, limit, accept and enqueue one mint; returns (body, replayed). Shared by API and webhooks."""
     core = state.core
@@ -126,6 +148,7 @@ async def accept_mint(
     caller.require_collection(collection)
     if caller.address is not None and recipient != caller.address:
         raise ApiError(403, "recipient_not_allowed", "a wallet session may only mint to its own address")
+    check_payer(core.vouchers[collection], collection, payer, voucher_ttl_s)
     limits = mint_limits(core, caller, collection)
     accepted = await core.jobs.accept(
         tenant=caller.tenant,
@@ -136,6 +159,8 @@ async def accept_mint(
         recipient_limit=state.recipient_limit,
         cap=limits.cap,
         daily_budget=limits.budget,
+        payer=payer,
+        voucher_ttl_s=voucher_ttl_s,
     )
     metrics = state.metrics
     metrics.mints.labels(accepted.outcome).inc()

@@ -27,13 +27,14 @@ from api.schemas import (
     MintAccepted,
     MintRequest,
     MintStatus,
+    Voucher,
 )
 from api.state import api_state
 from api.streams import RETRY_AFTER_S as STREAM_RETRY_AFTER_S
 from api.validation import parse_idempotency_key
 from config.clients import Core
 from jobs.codec import decode_job
-from jobs.model import Job
+from jobs.model import Job, Payer, VoucherStage
 from jobs.ratelimit import Limit
 from personalization.profile import WalletProfile
 from personalization.style import StyleParams
@@ -85,7 +86,28 @@ def status_view(job: Job, public_url: str) -> MintStatus:
         view.chain_id = mint.chain_id
     if job.error is not None:
         view.error = JobError(code=job.error.code, message=job.error.message)
+    if job.payer is Payer.COLLECTOR:
+        view.payer = job.payer
+    if (voucher := job.voucher) is not None:
+        view.voucher = voucher_view(voucher)
+        view.contract, view.chain_id = voucher.contract, voucher.chain_id
     return view
+
+
+def voucher_view(voucher: VoucherStage) -> Voucher:
+    return Voucher(
+        recipient=voucher.recipient,
+        request_id=voucher.request_id,
+        digest=voucher.digest,
+        codec=voucher.codec,
+        price_wei=str(voucher.price_wei),
+        deadline=voucher.deadline,
+        signature=voucher.signature,
+        signer=voucher.signer,
+        contract=voucher.contract,
+        chain_id=voucher.chain_id,
+        transaction={"to": voucher.contract, "data": voucher.call_data, "value": hex(voucher.price_wei)},
+    )
 
 
 async def owned_job(core: Core, caller: Caller, job_id: str, prefetched: dict[bytes, bytes] | None = None) -> Job:
@@ -118,6 +140,8 @@ async def create_mint(
         collection=data.collection,
         context=data.context,
         idempotency_key=key,
+        payer=Payer(data.payer),
+        voucher_ttl_s=data.voucher_ttl_s,
     )
     headers = {"Location": body.links.self}
     if replayed:

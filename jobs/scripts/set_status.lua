@@ -2,7 +2,7 @@
 -- far, for live progress) and, on an end state, the outbound webhook in the outbox
 -- (transactional outbox: a confirmed job can never lack its delivery). A delivery is keyed by
 -- (job, status) and its event id derives from that key, so a repeated status write schedules
--- nothing new. An ended job is left unchanged (no event): ends are final. An end also starts the
+-- nothing new; besides the ends, a voucher ready for its collector is delivered too. An ended job is left unchanged (no event): ends are final. An end also starts the
 -- retention clock: the record and its events expire `retention_s` later (the chain is the record
 -- of a token after that); an open job never expires.
 -- Returns the event's stream id, or 0 when the job had ended already.
@@ -22,6 +22,7 @@
 -- ARGV[9] delivery_template: key template of one delivery ({} = delivery id)
 -- ARGV[10] tenant_deliveries_template: key template of a tenant's deliveries ({} = tenant)
 -- ARGV[11] retention_s: how long an ended job's record and events are kept
+-- ARGV[12] notify: '1' when the change is an outbound webhook (an end, or a voucher to pass on)
 -- include: unless_ended
 -- include: key_template
 
@@ -44,6 +45,8 @@ if ARGV[7] == '1' then
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[11])
   redis.call('EXPIRE', KEYS[2], ARGV[11])
+end
+if ARGV[12] == '1' then
   local tenant = redis.call('HGET', KEYS[1], 'tenant')
   if tenant and redis.call('EXISTS', key_from(ARGV[8], tenant)) == 1 then
     local delivery_id = ARGV[1] .. '.' .. ARGV[2]

@@ -7,4 +7,4 @@
 -- KEYS[1] job: the job record hash
 
 local current = redis.call('HGET', KEYS[1], 'status')
-if not current or current == 'confirmed' or current == 'failed' then return 0 end
+if not current or current == 'confirmed' or current == 'failed' or current == 'expired' then return 0 end

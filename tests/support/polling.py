@@ -10,15 +10,21 @@ from typing import Any
 import httpx
 
 
-def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 90) -> dict[str, Any]:
-    """Poll GET /v1/mints/{id} until confirmed or failed; the answer carries the statuses seen as `_seen`."""
+def wait_for_job(
+    client: httpx.Client,
+    job_id: str,
+    timeout_s: float = 90,
+    until: tuple[str, ...] = ("confirmed", "failed", "expired"),
+) -> dict[str, Any]:
+    """Poll GET /v1/mints/{id} until one of `until` (an end by default); the answer carries the
+    statuses seen as `_seen`."""
     deadline = time.monotonic() + timeout_s
     seen: list[str] = []
     while time.monotonic() < deadline:
         body: dict[str, Any] = client.get(f"/v1/mints/{job_id}").json()
         if not seen or seen[-1] != body["status"]:
             seen.append(body["status"])
-        if body["status"] in ("confirmed", "failed"):
+        if body["status"] in until:
             body["_seen"] = seen
             return body
         time.sleep(0.1)

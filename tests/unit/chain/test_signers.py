@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
 from chain.signers import (
@@ -155,6 +156,11 @@ class FakeRemoteSigner(FakeServer):
         call = json.loads(request.body)
         if call["method"] == "eth_accounts":
             return self._result(call, [self.account.address.lower()])
+        if call["method"] == "eth_signTypedData":
+            address, typed = call["params"]
+            assert address.lower() == self.account.address.lower()
+            signer = OTHER if self.tamper == "key" else self.account
+            return self._result(call, signer.sign_typed_data(full_message=typed).signature.to_0x_hex())
         if call["method"] != "eth_signTransaction":
             return self._reply({"jsonrpc": "2.0", "id": call["id"], "error": {"code": -32601, "message": "nope"}})
         if self.tamper == "refuse":
@@ -264,3 +270,32 @@ async def test_an_unfinished_transaction_is_refused_before_any_request(remote: F
     with pytest.raises(SignerError, match="not the signer"):
         await _client(remote).sign_transaction(TX | {"from": OTHER.address})
     assert remote.requests == []
+
+
+TYPED = {
+    "types": {
+        "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}],
+        "Ping": [{"name": "digest", "type": "bytes32"}, {"name": "count", "type": "uint64"}],
+    },
+    "primaryType": "Ping",
+    "domain": {"name": "PersonaMint", "chainId": 31337},
+    "message": {"digest": "0x" + "ab" * 32, "count": 7},
+}
+
+
+async def test_both_signer_kinds_sign_eip712_typed_data_as_the_address(remote: FakeRemoteSigner) -> None:
+    signable = encode_typed_data(full_message=TYPED)
+    local = LocalSigner(remote.account, source="test")
+    signer = _client(remote)
+    for signature in (await local.sign_typed_data(TYPED), await signer.sign_typed_data(TYPED)):
+        assert len(signature) == 65
+        assert Account.recover_message(signable, signature=signature) == remote.account.address
+    await signer.aclose()
+
+
+async def test_a_typed_data_signature_by_another_key_is_refused(remote: FakeRemoteSigner) -> None:
+    remote.tamper = "key"
+    signer = _client(remote)
+    with pytest.raises(RemoteSignerError, match="not by the signer's address"):
+        await signer.sign_typed_data(TYPED)
+    await signer.aclose()

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.errors import ApiError
+from api.routes.common import check_payer
 from config.collections import (
     CollectionConfigError,
     collections_by_chain,
@@ -19,6 +21,7 @@ from config.collections import (
     load_collections,
     record_deployment,
 )
+from jobs.model import Payer
 from personalization.style import parse_style_dna
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -131,6 +134,10 @@ per_wallet_cap = 3
         ('[deployment.contract_metadata]\ndescription = "no name"\n', "at least a name"),
         ('[deployment]\ndeploy_tx = "0x12"\n', "deploy_tx must be"),
         ("[deployment]\nmax_suply = 5\n", "did you mean deployment.max_supply"),
+        ('[vouchers]\nenabled = "yes"\n', "vouchers.enabled must be true or false"),
+        ("[vouchers]\nprice_wei = -1\n", "vouchers.price_wei must be an integer"),
+        ("[vouchers]\nttl_s = 0\n", "vouchers.ttl_s must be an integer 1..2592000"),
+        ("[vouchers]\nttl = 60\n", "did you mean vouchers.ttl_s"),
     ],
 )
 def test_each_bad_field_is_named_with_its_file(tmp_path: Path, body: str, field: str) -> None:
@@ -244,3 +251,21 @@ def test_any_scalar_in_a_numeric_field_is_accepted_or_named(
     assert config.chain is not None
     assert config.chain.max_fee_per_gas_wei is not None
     assert config.chain.max_fee_per_gas_wei > 0
+
+
+def test_collector_paid_mints_follow_the_vouchers_table(tmp_path: Path) -> None:
+    policy = load_collection_config(
+        _write(tmp_path, "[vouchers]\nenabled = true\nprice_wei = 10\nttl_s = 600\n")
+    ).vouchers
+    assert (policy.enabled, policy.price_wei, policy.ttl_s) == (True, 10, 600)
+    check_payer(policy, "default", Payer.COLLECTOR, 600)
+    check_payer(policy, "default", Payer.SERVICE, None)
+    with pytest.raises(ApiError) as too_long:
+        check_payer(policy, "default", Payer.COLLECTOR, 601)
+    assert (too_long.value.status, too_long.value.code) == (400, "invalid_voucher_ttl")
+    absent = load_collection_config(_write(tmp_path, "", name="d.toml")).vouchers
+    assert not absent.enabled
+    with pytest.raises(ApiError) as refused:
+        check_payer(absent, "default", Payer.COLLECTOR, None)
+    assert (refused.value.status, refused.value.code) == (403, "collector_payment_unavailable")
+    assert load_collection_configs(PROJECT_ROOT / "collections", environ={})["default"].vouchers.enabled

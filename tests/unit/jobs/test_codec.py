@@ -20,6 +20,7 @@ from jobs.model import (
     JobError,
     JobStatus,
     MintStage,
+    Payer,
     PinStage,
     RenderStage,
     Stage,
@@ -248,13 +249,31 @@ def test_new_records_have_todays_fields() -> None:
 
 def test_statuses_and_stages_keep_their_strings_and_order() -> None:
     assert [str(status) for status in JobStatus] == [
-        "queued", "profiling", "styling", "rendering", "pinning", "minting", "confirmed", "failed"
+        "queued", "profiling", "styling", "rendering", "pinning", "minting", "voucher_ready", "confirmed", "failed",
+        "expired",
     ]  # fmt: skip
-    assert {"confirmed", "failed"} == TERMINAL
-    assert [status for status in JobStatus if status.ended] == [JobStatus.CONFIRMED, JobStatus.FAILED]
+    assert {"confirmed", "failed", "expired"} == TERMINAL
+    assert [status for status in JobStatus if status.ended] == [
+        JobStatus.CONFIRMED,
+        JobStatus.FAILED,
+        JobStatus.EXPIRED,
+    ]
     assert PROGRESS == ("queued", "profiling", "styling", "rendering", "pinning", "minting", "confirmed")
-    assert [str(stage) for stage in Stage] == ["profile", "style", "render", "pin", "mint"]
-    assert [stage.status for stage in Stage] == ["profiling", "styling", "rendering", "pinning", "minting"]
+    assert [str(stage) for stage in Stage] == ["profile", "style", "render", "pin", "voucher", "mint"]
+    assert [stage.status for stage in Stage] == ["profiling", "styling", "rendering", "pinning", "minting", "minting"]
+
+
+def test_a_collector_paid_record_says_so_and_every_other_reads_as_service_paid() -> None:
+    fields = new_record_fields(
+        tenant="t", recipient="0x" + "11" * 20, collection="default", context={}, request_id="0x" + "22" * 32,
+        created_at=1.0, payer=Payer.COLLECTOR,
+    )  # fmt: skip
+    raw = {str(k).encode(): str(v).encode() for k, v in zip(fields[::2], fields[1::2], strict=True)}
+    raw[b"edition"] = b"0"
+    assert decode_job("j", raw).payer is Payer.COLLECTOR
+    del raw[b"payer"]
+    assert decode_job("j", raw).payer is Payer.SERVICE
+    assert decode_job("jobqueued", _raw(TODAY["queued"])).payer is Payer.SERVICE
 
 
 def test_recording_a_stage_sets_its_field_and_timing() -> None:
