@@ -127,7 +127,11 @@ def _word(data: str, index: int) -> int:
 
 
 def classify_logs(wallet: str, logs: list[dict[str, Any]]) -> tuple[list[Transfer], list[Interaction]]:
-    """Tell ERC-20 from ERC-721 by topic count, 1155 by its events; the rest are interactions."""
+    """Tell ERC-20 from ERC-721 by topic count, 1155 by its events; the rest are interactions.
+
+    A transfer counts only when its decoded `from` or `to` is the wallet (the topic filters also
+    match a token id or an operator equal to it); an ERC-1155 operator that is neither party made
+    an interaction, not a transfer."""
     transfers: list[Transfer] = []
     interactions: list[Interaction] = []
     seen: set[tuple[str, int]] = set()
@@ -145,6 +149,10 @@ def classify_logs(wallet: str, logs: list[dict[str, Any]]) -> tuple[list[Transfe
         try:
             if topic0 == TRANSFER_TOPIC and len(topics) in (3, 4):
                 sender, receiver = _topic_address(topics[1]), _topic_address(topics[2])
+                if wallet not in (sender, receiver):
+                    # Matched on another topic: an ERC-721 token id equal to uint160(wallet) is
+                    # someone else's transfer, not this wallet's history.
+                    continue
                 direction, counterparty = _direction(wallet, sender, receiver)
                 if len(topics) == 3:
                     amount = _word(data, 0) if len(data) > 2 else 0
@@ -162,7 +170,11 @@ def classify_logs(wallet: str, logs: list[dict[str, Any]]) -> tuple[list[Transfe
                     )
                 continue
             if topic0 in (TRANSFER_SINGLE_TOPIC, TRANSFER_BATCH_TOPIC) and len(topics) == 4:
-                sender, receiver = _topic_address(topics[2]), _topic_address(topics[3])
+                operator, sender, receiver = (_topic_address(topic) for topic in topics[1:4])
+                if wallet not in (sender, receiver):
+                    if operator == wallet:  # it relayed others' tokens: a call into the contract, counted apart
+                        interactions.append(Interaction(contract, topic0, block_number, tx_hash))
+                    continue
                 direction, counterparty = _direction(wallet, sender, receiver)
                 if topic0 == TRANSFER_SINGLE_TOPIC:
                     pairs = [(_word(data, 0), _word(data, 1))]
@@ -373,7 +385,7 @@ async def fetch_history(
     max_depth: int = 2_000_000,
     window: int = 10_000,
     concurrency: int = 4,
-    deployed_scan_limit: int = 64,
+    deployed_scan_limit: int | None = None,
     search_first_activity: bool = True,
 ) -> WalletHistory:
     """Read balance, nonce, code, transfers, interactions, deployments and age at one block."""
@@ -441,13 +453,39 @@ class AccountState:
         )
 
 
+# eth_getCode calls per JSON-RPC batch when looking for a wallet's CREATE deployments: a wallet
+# with nonce 10,000 costs 200 requests (providers cap batches at 100 to 1,000 calls).
+DEPLOYMENT_BATCH = 50
+_DEPLOYMENT_BATCHES_IN_FLIGHT = 4
+
+
+async def deployed_by_create(rpc: JsonRpc, wallet: str, nonces: int, tag: str) -> list[str]:
+    """The contracts the wallet created with plain CREATE at nonces [0, nonces): code at each
+    CREATE address, asked in batches. (A factory's or CREATE2 deployments are not in this set.)"""
+    candidates = [created_address(wallet, n) for n in range(nonces)]
+    chunks = [candidates[i : i + DEPLOYMENT_BATCH] for i in range(0, len(candidates), DEPLOYMENT_BATCH)]
+    gate = asyncio.Semaphore(_DEPLOYMENT_BATCHES_IN_FLIGHT)
+
+    async def codes_of(chunk: list[str]) -> list[Any]:
+        async with gate:
+            return await rpc.batch([("eth_getCode", [address, tag]) for address in chunk])
+
+    found = await asyncio.gather(*(codes_of(chunk) for chunk in chunks))
+    return [
+        address
+        for chunk, codes in zip(chunks, found, strict=True)
+        for address, code in zip(chunk, codes, strict=True)
+        if code not in EMPTY_CODE
+    ]
+
+
 async def read_account_state(
     rpc: JsonRpc,
     wallet: str,
     *,
     block: int,
     max_depth: int,
-    deployed_scan_limit: int = 64,
+    deployed_scan_limit: int | None = None,
     search_first_activity: bool = True,
 ) -> AccountState:
     tag = hex(block)
@@ -464,11 +502,8 @@ async def read_account_state(
     nonce_value, balance_value = int(nonce, 16), int(balance, 16)
     is_contract = code not in EMPTY_CODE
 
-    deployed: list[str] = []
-    candidates = [created_address(wallet, n) for n in range(min(nonce_value, deployed_scan_limit))]
-    if candidates:
-        codes = await rpc.batch([("eth_getCode", [c, tag]) for c in candidates])
-        deployed = [c for c, found in zip(candidates, codes, strict=True) if found not in EMPTY_CODE]
+    scanned = nonce_value if deployed_scan_limit is None else min(nonce_value, deployed_scan_limit)
+    deployed = await deployed_by_create(rpc, wallet, scanned, tag)
 
     first_state: int | None = None
     has_footprint = is_contract or nonce_value > 0 or balance_value > 0
@@ -534,7 +569,7 @@ class RpcHistorySource(JsonRpcSourceBase):
         max_depth: int = 2_000_000,
         window: int = 10_000,
         concurrency: int = 4,
-        deployed_scan_limit: int = 64,
+        deployed_scan_limit: int | None = None,
         search_first_activity: bool = True,
     ) -> None:
         self.rpc = rpc

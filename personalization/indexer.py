@@ -108,7 +108,7 @@ class AlchemyHistorySource(JsonRpcSourceBase):
         *,
         max_depth: int = 2_000_000,
         page_size: int = MAX_PAGE,
-        deployed_scan_limit: int = 64,
+        deployed_scan_limit: int | None = None,
         search_first_activity: bool = True,
     ) -> None:
         self.rpc = rpc

@@ -17,7 +17,8 @@ identical params (the seed, not the style, makes two such tokens differ).
 
 complexity ← log10(1 + events) (1000 events fill the range) + 1 per 5 app achievements;
 energy ← log10(1 + nonce + interactions) / 2.5; symmetry ← share of activity on the top
-contract; grain ← span of active blocks / chain height; hue_shift ← share of transfers
+contract; grain ← log10(1 + blocks between the first and last activity) / 7 (ten million blocks,
+about four years of 12 s blocks, fill the range; the chain's height never enters); hue_shift ← share of transfers
 that came in (all in → +high, all out → low).
 """
 
@@ -31,6 +32,9 @@ from personalization.bounds import clamp_params
 from personalization.orchestrator.base import Orchestration
 from personalization.profile import WalletProfile
 from personalization.style import CHOICE_FIELDS, StyleDNA, StyleParams, canonical_json
+
+# log10 of the active span (in blocks) that fills the grain range: 10,000,000 blocks.
+GRAIN_FULL_SPAN_DECADES = 7.0
 
 PERSONAS: dict[str, dict[str, str]] = {
     "builder": {"palette": "circuit", "medium": "blueprint", "motif": "grid", "mood": "austere"},
@@ -95,7 +99,8 @@ def rule_based_params(profile: WalletProfile, dna: StyleDNA) -> tuple[StyleParam
     span = 0
     if profile.first_active_block is not None and profile.last_active_block is not None:
         span = profile.last_active_block - profile.first_active_block
-    grain_fraction = span / max(1, profile.block_number)
+    # The wallet's own active span, never the chain's height: an idle wallet keeps its grain forever.
+    grain_fraction = math.log10(1 + span) / GRAIN_FULL_SPAN_DECADES
     moved = profile.transfers_in + profile.transfers_out
     inbound_fraction = profile.transfers_in / moved if moved else 0.5
     proposed = {

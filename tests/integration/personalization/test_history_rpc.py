@@ -17,7 +17,7 @@ from personalization.indexer import AlchemyHistorySource
 from personalization.profile import build_profile
 from personalization.registry import ContractRegistry, KnownContract
 from tests.support.capping_proxy import CappingProxy
-from tests.support.log_emitter import Chain, SeededWallet, seed_small_history
+from tests.support.log_emitter import Chain, SeededWallet, fresh_address, seed_small_history
 
 # Keeps historical state in memory (anvil's default drops it), so age comes from state.
 ARCHIVE = ("--prune-history", "100000")
@@ -179,3 +179,29 @@ async def test_alchemy_indexer_matches_the_log_scan(archive: tuple[AnvilProcess,
     assert indexed.first_activity_block == seeded.funded_block
     assert proxy.calls["alchemy_getAssetTransfers"] >= 27 // 4
     assert proxy.calls["eth_getLogs"] == 0  # transfers came from the indexer, not a log scan
+
+
+async def test_history_is_exactly_the_wallet_s_own() -> None:
+    # On a fresh anvil, histories whose truth the test knows:
+    # - a wallet that sent 70 plain transactions, then deployed a contract (nonce 70);
+    # - a wallet whose address, read as a token id, names an unrelated NFT moved between two others.
+    with AnvilProcess() as node:
+        chain = Chain(node.url)
+        try:
+            builder, victim = dev_account(5).address, dev_account(6).address
+            for _ in range(70):
+                chain.receipt(chain.call("eth_sendTransaction", {"from": builder, "to": builder, "value": "0x0"}))
+            deployed = chain.deploy(builder, "event")
+            nft = chain.deploy(dev_account(0).address, "erc721")
+            one, two = fresh_address("one"), fresh_address("two")
+            chain.receipt(chain.emit(dev_account(0).address, nft, one, two, int(victim, 16), 1))
+            head = chain.head()
+        finally:
+            chain.close()
+        builder_history = await _read(node.url, builder, head)
+        assert builder_history.nonce == 71
+        assert builder_history.deployed_contracts == (deployed,)
+        assert build_profile(builder_history, ContractRegistry([]), {}).contracts_deployed == 1
+        victim_history = await _read(node.url, victim, head)
+        assert victim_history.transfers == ()
+        assert victim_history.interactions == ()

@@ -243,6 +243,45 @@ def test_logs_are_told_apart_by_topic_count_and_event() -> None:
     assert [i.block_number for i in interactions] == [5, 6]
 
 
+def test_a_log_counts_for_the_wallet_only_when_its_decoded_from_or_to_is_the_wallet() -> None:
+    word = lambda n: f"{n:064x}"  # noqa: E731
+    other = to_checksum_address("0x" + "cc" * 20)
+    as_token_id = "0x" + word(int(WALLET, 16))  # an unrelated NFT whose token id is uint160(wallet)
+    logs = [
+        _log(1, 0, [TRANSFER_TOPIC, address_topic(PEER), address_topic(other), as_token_id], address=NFT),
+        _log(2, 0, [TRANSFER_TOPIC, address_topic(other), address_topic(PEER), as_token_id], address=NFT),
+        # The wallet as an ERC-1155 operator moving others' items: an interaction, never a transfer.
+        _log(
+            3,
+            0,
+            [TRANSFER_SINGLE_TOPIC, address_topic(WALLET), address_topic(PEER), address_topic(other)],
+            "0x" + word(9) + word(4),
+            address=NFT,
+        ),
+        # An ERC-1155 log whose `to` is another wallet, matched on an id-shaped topic of the wallet.
+        _log(
+            4,
+            0,
+            [TRANSFER_SINGLE_TOPIC, address_topic(other), address_topic(PEER), address_topic(other)],
+            "0x" + word(9) + word(4),
+            address=NFT,
+        ),
+        # The wallet's own: received as the operator of its own transfer.
+        _log(
+            5,
+            0,
+            [TRANSFER_SINGLE_TOPIC, address_topic(WALLET), address_topic(PEER), address_topic(WALLET)],
+            "0x" + word(9) + word(4),
+            address=NFT,
+        ),
+    ]
+    transfers, interactions = classify_logs(WALLET, logs)
+    assert [(t.block_number, t.standard, t.direction, t.counterparty) for t in transfers] == [
+        (5, "erc1155", "in", PEER)
+    ]
+    assert [(i.block_number, i.contract) for i in interactions] == [(3, NFT)]
+
+
 def _history(transfers: list[Transfer], nonce: int = 3) -> WalletHistory:
     return WalletHistory(
         chain_id=1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -68,9 +69,18 @@ def test_numbers_follow_activity_as_the_rubric_says() -> None:
     # symmetry ← share of activity on the top contract: a single-contract wallet is fully folded.
     collector = rule_based_params(ARCHETYPES["collector"], DNA)[0]
     assert collector.symmetry == DNA.ranges["symmetry"].high
-    # grain ← span of active blocks / chain height
+    # grain ← log10(1 + the wallet's own active span) / 7: the chain's height never enters.
     gamer = rule_based_params(ARCHETYPES["gamer"], DNA)[0]
-    assert gamer.grain == round(800 / 1000 * 100)
+    assert gamer.grain == round(math.log10(1 + 800) / 7 * 100)
+    ten_million = replace(ARCHETYPES["gamer"], first_active_block=0, last_active_block=10_000_000)
+    assert rule_based_params(ten_million, DNA)[0].grain == DNA.ranges["grain"].high
+
+
+def test_an_unchanged_history_keeps_its_style_as_the_chain_grows() -> None:
+    # The same wallet read at three heights (the demo issue's 190, 382, 574): the same params.
+    for archetype in ARCHETYPES.values():
+        styles = {rule_based_params(replace(archetype, block_number=height), DNA) for height in (190, 382, 574, 10**8)}
+        assert len(styles) == 1, archetype
 
 
 def test_app_achievements_raise_complexity() -> None:
