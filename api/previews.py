@@ -35,9 +35,19 @@ from api.errors import LIBRARY_CODES, ApiError, rate_limited
 from api.schemas import ProfileView
 from config.chains import DEFAULT_CHAIN
 from jobs import lua
+from jobs.codec import decode_output
 from jobs.ids import derive_seed
-from jobs.keys import edition_key, history_scan_bucket, preview_image_key, preview_key, previews_in_flight_key
+from jobs.keys import (
+    edition_key,
+    history_scan_bucket,
+    preview_image_key,
+    preview_key,
+    preview_snapshot_key,
+    previews_in_flight_key,
+)
+from jobs.model import Stage
 from jobs.ratelimit import Limit, RateLimiter
+from personalization.orchestrator import Orchestration
 from personalization.profile import WalletProfile
 from personalization.style import StyleDNA, canonical_json
 from pipeline.runner import Personalizer
@@ -69,6 +79,19 @@ class RenderedPreview(TypedDict, total=False):
     image_sha256: str
     renderer: str
     failed: PreviewFailure  # instead of the rest: what went wrong
+
+
+@dataclass(frozen=True)
+class PreviewSnapshot:
+    """A preview's inputs, saved by the worker that made it: a mint with its id gets exactly this."""
+
+    collection: str
+    recipient: str
+    context: dict[str, Any]
+    edition: int
+    seed: int
+    profile: WalletProfile
+    style: Orchestration
 
 
 @dataclass
@@ -178,7 +201,7 @@ class PreviewService:
             preview_id = secrets.token_urlsafe(18)
             async with self._renders:
                 # Profile, style and render all happen in a preview worker (processes/pipeline_worker.py).
-                result = await self._render(collection, recipient, context, seed, preview_id)
+                result = await self._render(collection, recipient, context, seed, preview_id, edition)
             profile = {k: v for k, v in result["profile"].items() if k not in _HIDDEN_PROFILE_FIELDS}
             view = {
                 "preview_id": preview_id,
@@ -207,7 +230,7 @@ class PreviewService:
             return {**await self._once(cache_key, compute), "cached": False}
 
     async def _render(
-        self, collection: str, recipient: str, context: dict[str, Any], seed: int, preview_id: str
+        self, collection: str, recipient: str, context: dict[str, Any], seed: int, preview_id: str, edition: int
     ) -> RenderedPreview:
         """A worker profiles, styles and renders it (and stores the PNG); no worker within the deadline
         → a retryable 503; a library error there (the chain down) → its own problem, as if it were here."""
@@ -222,6 +245,7 @@ class PreviewService:
                 context=context,
                 seed=seed,
                 preview_id=preview_id,
+                edition=edition,
                 ttl_s=self.deps.ttl_s,
                 retries=1,  # the caller retries, not the queue
                 ttl=int(timeout_s) + 60,
@@ -243,6 +267,25 @@ class PreviewService:
                 headers={"Retry-After": "5"},
             )
         return result
+
+    async def snapshot(self, preview_id: str) -> PreviewSnapshot | None:
+        """What the preview was made from, while it lives (None: unknown or expired)."""
+        raw: Any = await self.deps.redis.hgetall(preview_snapshot_key(preview_id))
+        if not raw or b"profile" not in raw:
+            return None
+        profile = decode_output(Stage.PROFILE, raw[b"profile"])
+        style = decode_output(Stage.STYLE, raw[b"style"])
+        assert isinstance(profile, WalletProfile)
+        assert isinstance(style, Orchestration)
+        return PreviewSnapshot(
+            collection=raw[b"collection"].decode(),
+            recipient=raw[b"recipient"].decode(),
+            context=json.loads(raw[b"context"]),
+            edition=int(raw[b"edition"]),
+            seed=int(raw[b"seed"]),
+            profile=profile,
+            style=style,
+        )
 
     async def image(self, preview_id: str) -> bytes | None:
         found: Any = await self.deps.redis.get(preview_image_key(preview_id))

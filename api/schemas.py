@@ -33,6 +33,9 @@ class MintRequest(msgspec.Struct, forbid_unknown_fields=True):
     payer: Literal["service", "collector"] = "service"
     # A collector-paid mint's voucher lifetime in seconds, at most the collection's `[vouchers] ttl_s`.
     voucher_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 86_400)] | None = None
+    # A preview's id (POST /v1/previews): mint exactly that image (its profile snapshot, style and
+    # seed), whatever the wallet did since; without it the mint reads the history at its own block.
+    preview_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
 
 
 class Voucher(msgspec.Struct):

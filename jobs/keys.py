@@ -275,6 +275,11 @@ def preview_image_key(preview_id: str) -> str:
     return f"pm:cache:preview-image:{preview_id}"
 
 
+def preview_snapshot_key(preview_id: str) -> str:
+    """What a preview was made from (profile, style, seed, edition): a mint with its id adopts it."""
+    return f"pm:cache:preview-snapshot:{_segment(preview_id)}"
+
+
 def preview_key(collection: str, recipient: str, edition: int, context_hash: str) -> str:
     """A preview's answer for a wallet's next edition with this app context."""
     return f"pm:cache:preview:{collection}:{recipient.lower()}:{edition}:{context_hash}"

@@ -101,6 +101,7 @@ class JobStore:
         daily_budget: DailyBudget | None = None,
         payer: Payer = Payer.SERVICE,
         voucher_ttl_s: int | None = None,
+        preview_id: str | None = None,
     ) -> AcceptResult:
         """Create the job, or find the one this idempotency key made; limits apply to new jobs only."""
         body: dict[str, Any] = {"recipient": recipient, "collection": collection, "context": context}
@@ -108,6 +109,8 @@ class JobStore:
             body["payer"] = str(payer)
         if voucher_ttl_s is not None:
             body["voucher_ttl_s"] = voucher_ttl_s
+        if preview_id is not None:
+            body["preview_id"] = preview_id
         body_hash = hashlib.sha256(canonical_json(body)).hexdigest()
         job_id = uuid.uuid4().hex
         request_id = derive_request_id(tenant, idempotency_key, body_hash, job_id)

@@ -53,8 +53,15 @@ class WalletProfile:
     top_tokens: tuple[tuple[str, int], ...] = ()  # ERC-20 contracts by transfers
 
     @property
-    def total_events(self) -> int:
+    def log_events(self) -> int:
+        """What the wallet's logs show: token transfers and contract interactions."""
         return self.erc20_transfers + self.erc721_transfers + self.erc1155_transfers + self.interactions
+
+    @property
+    def total_events(self) -> int:
+        """Token transfers + contract interactions + transactions sent: a wallet that only moves
+        plain ETH is active too."""
+        return self.log_events + self.tx_count
 
     @property
     def dominant_label(self) -> str | None:

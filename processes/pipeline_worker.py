@@ -8,6 +8,7 @@ preview never takes one of the mints' slots, and a flood of previews waits behin
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -24,8 +25,9 @@ from config.chain_check import refuse_wrong_chains
 from config.clients import Core
 from config.settings import Settings
 from ipfs.pinning import CIDMismatch, Pinner, PinningRejected
+from jobs.codec import encode_output
 from jobs.errors import job_error
-from jobs.keys import preview_image_key
+from jobs.keys import preview_image_key, preview_snapshot_key
 from jobs.minters import has_live_minter, waiting_for_minter
 from jobs.model import Job, JobStatus
 from jobs.queues import PREVIEW_QUEUE, enqueue_mint, heartbeat, make_queue, worker_timers
@@ -129,6 +131,7 @@ async def preview_job(
     recipient: str | None = None,
     context: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
+    edition: int | None = None,
 ) -> dict[str, Any]:
     """A preview of `recipient`'s next mint, made here with the worker's personalizer and renderer
     (the ones mints get); the PNG goes to Redis for the API.
@@ -152,6 +155,22 @@ async def preview_job(
             log.warning("preview %s: %s (%s)", preview_id, type(exc).__name__, exc.code)
             return {"failed": {"code": exc.code, "message": str(exc)[:300]}}
         params = orchestration.params.to_dict()
+        if edition is not None:
+            # A mint with this preview's id adopts exactly this profile and style (and the seed of
+            # this edition): the previewed pixels, whatever the wallet did since.
+            snapshot: dict[Any, Any] = {
+                "collection": collection,
+                "recipient": recipient,
+                "context": json.dumps(context or {}, sort_keys=True),
+                "edition": str(edition),
+                "seed": str(seed),
+                "profile": encode_output(profile),
+                "style": encode_output(orchestration),
+            }
+            async with core.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(preview_snapshot_key(preview_id), mapping=snapshot)
+                pipe.expire(preview_snapshot_key(preview_id), ttl_s)
+                await pipe.execute()
         answer = {
             "persona": orchestration.persona,
             "style": params,

@@ -13,6 +13,7 @@ from litestar.params import HeaderParameter
 
 from api.auth import REFUSED, Caller, admit
 from api.errors import ApiError
+from api.previews import PreviewSnapshot
 from api.schemas import Links, MintAccepted, Problem
 from api.state import ApiState, api_state
 from api.tenancy import mint_limits, refuse_over_limit
@@ -20,7 +21,7 @@ from api.validation import check_context, check_json_media_type, parse_recipient
 from config.collections import VoucherPolicy
 from jobs.fairshare import PIPELINE_STATUSES
 from jobs.keys import job_key
-from jobs.model import JobStatus, Payer
+from jobs.model import JobError, JobStatus, Payer
 
 log = logging.getLogger("personamint.api")
 
@@ -127,6 +128,39 @@ def check_payer(policy: VoucherPolicy, collection: str, payer: Payer, voucher_tt
         )
 
 
+async def previewed(
+    state: ApiState, preview_id: str, collection: str, recipient: str, context: dict[str, Any]
+) -> PreviewSnapshot:
+    """The preview a mint names, when it is this mint's (collection, recipient, context)."""
+    snapshot = await state.previews.snapshot(preview_id) if is_wellformed_id(preview_id, PREVIEW_ID_MAX, "-_") else None
+    if snapshot is None:
+        raise ApiError(404, "preview_not_found", "no such preview (previews expire: see expires_at); ask a new one")
+    if (snapshot.collection, snapshot.recipient, snapshot.context) != (collection, recipient, context):
+        raise ApiError(409, "preview_mismatch", "this preview was made for another collection, recipient or context")
+    return snapshot
+
+
+async def adopt_preview(state: ApiState, job_id: str, snapshot: PreviewSnapshot) -> None:
+    """The new job takes the preview's profile and style (so its seed and pixels are the preview's),
+    before any worker sees it; when the wallet's edition moved on since the preview (another mint
+    came first), the job ends `preview_outdated` and the caller asks a new preview."""
+    jobs = state.core.jobs
+    job = await jobs.get(job_id)
+    if job is None or job.edition != snapshot.edition or job.seed != snapshot.seed:
+        await jobs.fail(
+            job_id,
+            JobError(
+                "preview_outdated",
+                f"this wallet's next mint is no longer edition {snapshot.edition}; ask a new preview",
+            ),
+        )
+        raise ApiError(
+            409, "preview_outdated", "another mint to this wallet came first; ask a new preview", job_id=job_id
+        )
+    await jobs.save_stage(job_id, snapshot.profile, 0.0)
+    await jobs.save_stage(job_id, snapshot.style, 0.0)
+
+
 async def accept_mint(
     state: ApiState,
     caller: Caller,
@@ -137,6 +171,7 @@ async def accept_mint(
     idempotency_key: str | None,
     payer: Payer = Payer.SERVICE,
     voucher_ttl_s: int | None = None,
+    preview_id: str | None = None,
 ) -> tuple[MintAccepted, bool]:
     """Validate, limit, accept and enqueue one mint; returns (body, replayed). Shared by API and webhooks."""
     core = state.core
@@ -149,18 +184,23 @@ async def accept_mint(
     if caller.address is not None and recipient != caller.address:
         raise ApiError(403, "recipient_not_allowed", "a wallet session may only mint to its own address")
     check_payer(core.vouchers[collection], collection, payer, voucher_ttl_s)
+    checked_context = check_context(context, core.collections[collection].context_schema)
+    snapshot = (
+        None if preview_id is None else await previewed(state, preview_id, collection, recipient, checked_context)
+    )
     limits = mint_limits(core, caller, collection)
     accepted = await core.jobs.accept(
         tenant=caller.tenant,
         recipient=recipient,
         collection=collection,
-        context=check_context(context, core.collections[collection].context_schema),
+        context=checked_context,
         idempotency_key=idempotency_key,
         recipient_limit=state.recipient_limit,
         cap=limits.cap,
         daily_budget=limits.budget,
         payer=payer,
         voucher_ttl_s=voucher_ttl_s,
+        preview_id=preview_id,
     )
     metrics = state.metrics
     metrics.mints.labels(accepted.outcome).inc()
@@ -193,6 +233,8 @@ async def accept_mint(
         if job is None:  # Records expire long after idempotency keys; treat as gone.
             raise ApiError(409, "idempotency_conflict", "this Idempotency-Key's job no longer exists")
         status, created_at = job.status, job.created_at
+    if snapshot is not None and accepted.outcome == "created":
+        await adopt_preview(state, accepted.job_id, snapshot)
     if status in PIPELINE_STATUSES:
         # Into the tenant's share of the pipeline queue (jobs/fairshare.py). Submitting a live job
         # again is a no-op (keyed enqueue, or its place in the tenant's line); a stalled one revives.

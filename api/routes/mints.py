@@ -142,6 +142,7 @@ async def create_mint(
         idempotency_key=key,
         payer=Payer(data.payer),
         voucher_ttl_s=data.voucher_ttl_s,
+        preview_id=data.preview_id,
     )
     headers = {"Location": body.links.self}
     if replayed:

@@ -15,11 +15,12 @@ identical params (the seed, not the style, makes two such tokens differ).
 | newcomer   | <= 3 events in total                  | dawn    | ink        | terrain       | serene     |
 | explorer   | anything else                         | dawn    | watercolor | flow          | playful    |
 
-complexity ← log10(1 + events) (1000 events fill the range) + 1 per 5 app achievements;
-energy ← log10(1 + nonce + interactions) / 2.5; symmetry ← share of activity on the top
-contract; grain ← log10(1 + blocks between the first and last activity) / 7 (ten million blocks,
-about four years of 12 s blocks, fill the range; the chain's height never enters); hue_shift ← share of transfers
-that came in (all in → +high, all out → low).
+complexity ← log10(1 + events) (1000 events fill the range; events = token transfers + contract
+interactions + transactions sent) + 1 per 5 app achievements;
+energy ← log10(1 + nonce + interactions) / 2.5; symmetry ← share of the logged activity (transfers
+and interactions) on the top contract; grain ← log10(1 + blocks between the first and last
+activity) / 7 (ten million blocks, about four years of 12 s blocks, fill the range; the chain's
+height never enters); hue_shift ← share of transfers that came in (all in → +high, all out → low).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def rule_based_params(profile: WalletProfile, dna: StyleDNA) -> tuple[StyleParam
     complexity += _achievements(profile.context) // 5
     energy_fraction = math.log10(1 + profile.tx_count + profile.interactions) / 2.5
     top = profile.top_contracts[0][1] if profile.top_contracts else 0
-    symmetry_fraction = top / events if events else 0.5
+    symmetry_fraction = top / profile.log_events if profile.log_events else 0.5
     span = 0
     if profile.first_active_block is not None and profile.last_active_block is not None:
         span = profile.last_active_block - profile.first_active_block

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
 from tests.support.stack import Stack
 
@@ -113,6 +115,51 @@ def test_preview_is_the_image_the_next_mint_gets(stack: Stack) -> None:
         after = client.post("/v1/previews", json=request).json()
         assert after["edition"] == 1
         assert after["seed"] != view["seed"]
+
+
+def test_a_mint_with_its_preview_id_gets_the_previewed_image_whatever_the_wallet_did_since(stack: Stack) -> None:
+    w3 = Web3(Web3.HTTPProvider(stack.anvil.url))
+    wallet: LocalAccount = Account.create()
+    w3.provider.make_request("anvil_setBalance", [wallet.address, hex(10**18)])  # type: ignore[arg-type]
+    request = {"recipient": wallet.address, "context": {"hours": 5}}
+    with stack.client() as client:
+        view = client.post("/v1/previews", json=request).json()
+        assert view["profile"]["tx_count"] == 0
+        # The wallet becomes active after its preview: twelve plain transactions.
+        for nonce in range(12):
+            tx = {"to": wallet.address, "value": 0, "gas": 21_000, "nonce": nonce, "chainId": stack.chain_id,
+                  "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1}  # fmt: skip
+            w3.eth.wait_for_transaction_receipt(
+                w3.eth.send_raw_transaction(wallet.sign_transaction(tx).raw_transaction)
+            )
+
+        # Errors first: an unknown id, another recipient's or context's preview.
+        for body, status, code in (
+            ({**request, "preview_id": "no-such-preview"}, 404, "preview_not_found"),
+            ({**request, "context": {"hours": 6}, "preview_id": view["preview_id"]}, 409, "preview_mismatch"),
+            ({"recipient": Account.create().address, "preview_id": view["preview_id"]}, 409, "preview_mismatch"),
+        ):
+            refused = client.post("/v1/mints", json=body)
+            assert (refused.status_code, refused.json()["code"]) == (status, code), refused.text
+
+        with_id = wait_for(
+            client, client.post("/v1/mints", json={**request, "preview_id": view["preview_id"]}).json()["id"]
+        )
+        assert with_id["status"] == "confirmed", with_id
+        assert with_id["style"] == view["style"]
+        assert with_id["profile"]["block_number"] == view["block_number"]
+        assert client.get(with_id["metadata_url"]).json()["provenance"]["pixel_sha256"] == view["pixel_sha256"]
+        assert client.get(with_id["image_url"]).content == client.get(view["image_url"]).content
+
+        # The same preview cannot mint again (the wallet's next edition is another image) ...
+        again = client.post("/v1/mints", json={**request, "preview_id": view["preview_id"]})
+        assert (again.status_code, again.json()["code"]) == (409, "preview_outdated"), again.text
+        # ... and a mint without a preview reads the history at its own block: the new activity.
+        without = wait_for(client, client.post("/v1/mints", json=request).json()["id"])
+        assert without["status"] == "confirmed", without
+        assert without["profile"]["tx_count"] == 12
+        assert without["profile"]["block_number"] > view["block_number"]
+        assert without["style"]["complexity"] > view["style"]["complexity"]
 
 
 def test_preview_idempotency_and_errors(stack: Stack) -> None:

@@ -83,6 +83,18 @@ def test_an_unchanged_history_keeps_its_style_as_the_chain_grows() -> None:
         assert len(styles) == 1, archetype
 
 
+def test_plain_transactions_are_activity() -> None:
+    # 65 sent transactions and no logs (plain ETH transfers): not a newcomer, not complexity 1.
+    sender = replace(BLANK, tx_count=65)
+    assert sender.total_events == 65
+    assert persona_of(sender) == "explorer"
+    params = rule_based_params(sender, DNA)[0]
+    expected = DNA.ranges["complexity"].low + round(
+        math.log10(66) / 3 * (DNA.ranges["complexity"].high - DNA.ranges["complexity"].low)
+    )
+    assert params.complexity == expected > rule_based_params(BLANK, DNA)[0].complexity
+
+
 def test_app_achievements_raise_complexity() -> None:
     plain = replace(ARCHETYPES["gamer"], context={})
     with_ten = replace(ARCHETYPES["gamer"], context={"achievements": [str(i) for i in range(10)]})
