@@ -295,9 +295,7 @@ class Settings(BaseSettings):
     webhook_tenant_concurrency: int = Field(
         4, ge=1, le=1024, description="Outbound deliveries in flight per tenant (endpoint) per housekeeper."
     )
-    preview_cache_ttl_s: int = Field(
-        300, ge=1, description="How long a preview or profile answer for one head block is kept (a newer head: anew)."
-    )
+    preview_cache_ttl_s: int = Field(300, ge=1, description="How long previews and profiles are cached.")
     preview_concurrency: int = Field(2, ge=1, le=64, description="Previews rendering at once per API process.")
     preview_timeout_s: float = Field(
         60.0, gt=0, description="How long a preview waits for a worker to render it (then 503, retryable)."
