@@ -27,6 +27,8 @@ from eth_account.messages import encode_typed_data
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
+from chain.contract import VOUCHER_FIELDS
+
 GOALS = {"batch": 90_000, "single": 110_000, "voucher": 120_000}
 BATCH = 100
 
@@ -103,19 +105,7 @@ def measure(w3: Web3, name: str, admin: str, minter: Any) -> dict[str, dict[str,
             "price": 0,
             "deadline": int(time.time()) + 3600,
         }
-        types = {
-            "MintVoucher": [
-                {"name": k, "type": t}
-                for k, t in (
-                    ("recipient", "address"),
-                    ("requestId", "bytes32"),
-                    ("digest", "bytes32"),
-                    ("codec", "uint8"),
-                    ("price", "uint256"),
-                    ("deadline", "uint64"),
-                )
-            ]
-        }
+        types = {"MintVoucher": [{"name": k, "type": t} for k, t in VOUCHER_FIELDS]}
         domain = {
             "name": "PersonaMint",
             "version": "2",

@@ -98,24 +98,8 @@ def naive(url: str, address: str, count: int) -> Run:
 
 
 async def ours(url: str, address: str, count: int, config: MinterConfig) -> Run:
-    w3 = connect_web3(url)
-    rpc = JsonRpc(url)
-    minter = Minter(rpc, dev_account(1), PersonaMint(w3, address), config)
-    requests = _requests(count)
-    await minter.start()
-    start = time.perf_counter()
-    receipts = await asyncio.gather(*(minter.mint(rid, recipient, uri) for rid, recipient, uri in requests))
-    seconds = time.perf_counter() - start
-    await minter.stop()
-    assert len({receipt.token_id for receipt in receipts}) == count, "duplicate token ids"
-    assert all(r.recipient == recipient for r, (_, recipient, _) in zip(receipts, requests, strict=True))
-    by_tx: dict[str, int] = {}
-    for receipt in receipts:
-        by_tx[receipt.tx_hash] = (receipt.gas_used or 0) * receipt.batch_size
-    gas_total = sum(by_tx.values())
-    await rpc.aclose()
-    await w3.provider.disconnect()
-    return Run("chain.minter (batched, pipelined)", count, seconds, gas_total / count, len(by_tx))
+    run, _ = await ours_with_blocks(url, address, count, config)
+    return run
 
 
 def _table(runs: list[Run], title: str) -> str:
@@ -155,7 +139,7 @@ def steady_state(block_numbers: list[int], block_time: float) -> SteadyState:
 
 
 async def ours_with_blocks(url: str, address: str, count: int, config: MinterConfig) -> tuple[Run, list[int]]:
-    """`ours`, also returning each mint's block number."""
+    """chain.minter (batched, pipelined) for `count` mints; the run, and each mint's block number."""
     w3 = connect_web3(url)
     rpc = JsonRpc(url)
     minter = Minter(rpc, dev_account(1), PersonaMint(w3, address), config)
@@ -168,6 +152,7 @@ async def ours_with_blocks(url: str, address: str, count: int, config: MinterCon
     await rpc.aclose()
     await w3.provider.disconnect()
     assert len({receipt.token_id for receipt in receipts}) == count, "duplicate token ids"
+    assert all(r.recipient == recipient for r, (_, recipient, _) in zip(receipts, requests, strict=True))
     by_tx = {receipt.tx_hash: (receipt.gas_used or 0) * receipt.batch_size for receipt in receipts}
     run = Run("chain.minter (batched, pipelined)", count, seconds, sum(by_tx.values()) / count, len(by_tx))
     return run, [receipt.block_number for receipt in receipts]

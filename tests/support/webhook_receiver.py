@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -90,3 +91,19 @@ class WebhookReceiver:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def register_endpoint(redis_url: str, tenant: str, url: str) -> str:
+    """Set `tenant`'s status-webhook endpoint (loopback allowed: the receivers are on 127.0.0.1); its secret."""
+    from redis.asyncio import Redis
+
+    from jobs.outbox import set_endpoint
+
+    async def run() -> str:
+        redis = Redis.from_url(redis_url)
+        try:
+            return await set_endpoint(redis, tenant, url, allow_loopback=True)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())

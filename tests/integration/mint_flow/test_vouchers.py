@@ -3,7 +3,6 @@ the collector's own wallet sends mintWithVoucher (web3.py, its own key); the job
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -11,15 +10,13 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from redis.asyncio import Redis
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from chain.contract import decode_revert
-from jobs.outbox import set_endpoint
 from tests.support.polling import wait_for_job
 from tests.support.stack import Stack
-from tests.support.webhook_receiver import WebhookReceiver, assert_signed
+from tests.support.webhook_receiver import WebhookReceiver, assert_signed, register_endpoint
 
 
 def _funded_collector(w3: Web3) -> LocalAccount:
@@ -54,24 +51,13 @@ def _revert_name(w3: Web3, sender: LocalAccount, transaction: dict[str, str]) ->
     return decode_revert(str(refused.value.data)).error_name
 
 
-def _webhook_endpoint(stack: Stack, tenant: str, url: str) -> str:
-    async def run() -> str:
-        redis = Redis.from_url(stack.redis.url)
-        try:
-            return await set_endpoint(redis, tenant, url, allow_loopback=True)  # the receiver is on 127.0.0.1
-        finally:
-            await redis.aclose()
-
-    return asyncio.run(run())
-
-
 def test_a_collector_mints_with_its_voucher_and_the_job_confirms(stack: Stack) -> None:
     w3 = Web3(Web3.HTTPProvider(stack.anvil.url))
     collector = _funded_collector(w3)
     body = {"recipient": collector.address, "payer": "collector", "context": {"hours": 12}}
     tenant = "collector-shop"
     with WebhookReceiver() as receiver, stack.client(stack.new_key(tenant)) as client:
-        secret = _webhook_endpoint(stack, tenant, receiver.url)
+        secret = register_endpoint(stack.redis.url, tenant, receiver.url)
         accepted = client.post("/v1/mints", json=body, headers={"Idempotency-Key": "voucher-1"})
         assert accepted.status_code == 202, accepted.text
         job_id = accepted.json()["id"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -11,7 +10,7 @@ import httpx
 from eth_account import Account
 
 from tests.support.stack import WEBHOOK_SECRET, WEBHOOK_SOURCE, WEBHOOK_TENANT, Stack
-from tests.support.webhook_receiver import WebhookReceiver, assert_signed
+from tests.support.webhook_receiver import WebhookReceiver, assert_signed, register_endpoint
 from webhooks.signing import signature_headers
 
 
@@ -40,18 +39,7 @@ def post_event(client: httpx.Client, body: bytes, headers: dict[str, str] | None
 
 
 def set_endpoint(stack: Stack, tenant: str, url: str) -> str:
-    from redis.asyncio import Redis
-
-    from jobs.outbox import set_endpoint as store_endpoint
-
-    async def run() -> str:
-        redis = Redis.from_url(stack.redis.url)
-        try:
-            return await store_endpoint(redis, tenant, url, allow_loopback=True)  # the receivers are on 127.0.0.1
-        finally:
-            await redis.aclose()
-
-    return asyncio.run(run())
+    return register_endpoint(stack.redis.url, tenant, url)
 
 
 def wait_for_status(client: httpx.Client, job_id: str, timeout_s: float = 90) -> dict[str, Any]:
