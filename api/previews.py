@@ -164,13 +164,17 @@ class PreviewService:
         future.set_result(result)
         return result
 
-    async def profile_and_style(self, address: str, collection: str, tenant: str) -> ProfileView:
-        """An uncached profile: charged to the tenant's history-scan budget."""
+    async def head(self, collection: str) -> int:
+        """The head of the collection's chain, as the history reads it."""
+        return await self.deps.personalizer.head(self.deps.chains.get(collection, DEFAULT_CHAIN))
+
+    async def profile_and_style(self, address: str, collection: str, tenant: str, block: int) -> ProfileView:
+        """An uncached profile at `block`: charged to the tenant's history-scan budget."""
         await self.charge_scan(tenant)
         dna = self.deps.collections[collection]
         # No cache of our own: the personalizer's history cache keys summaries by block, as the worker's does.
         chain = self.deps.chains.get(collection, DEFAULT_CHAIN)
-        profile = await self.deps.personalizer.profile(address, {}, chain=chain)
+        profile = await self.deps.personalizer.profile(address, {}, chain=chain, block=block)
         orchestration = await self.deps.personalizer.style(profile, dna)
         return ProfileView(
             address=address,
@@ -191,7 +195,18 @@ class PreviewService:
         raw_edition = await redis.get(edition_key(collection, recipient))
         edition = int(raw_edition) if raw_edition is not None else 0
         context_hash = hashlib.sha256(canonical_json(context)).hexdigest()[:16]
-        cache_key = preview_key(collection, recipient, edition, context_hash)
+        # Block-true: the wallet's profile at the head (a newer head folds in only its new blocks)
+        # keys the answer, so new activity is a new preview and a head that changed nothing for
+        # this wallet is the same image. The worker profiles at that same block.
+        chain = self.deps.chains.get(collection, DEFAULT_CHAIN)
+        block = await self.deps.personalizer.head(chain)
+        charged = False
+        if not await self.deps.personalizer.history_for(chain).known(recipient, block):
+            await self.charge_scan(tenant)  # a wallet read cold is the budget's cost
+            charged = True
+        profile = await self.deps.personalizer.profile(recipient, context, chain=chain, block=block)
+        features = hashlib.sha256(canonical_json(profile.features())).hexdigest()[:24]
+        cache_key = preview_key(collection, recipient, edition, context_hash, features)
         cached = await redis.get(cache_key)
         if cached is not None:
             return {**json.loads(cached), "cached": True}
@@ -201,7 +216,7 @@ class PreviewService:
             preview_id = secrets.token_urlsafe(18)
             async with self._renders:
                 # Profile, style and render all happen in a preview worker (processes/pipeline_worker.py).
-                result = await self._render(collection, recipient, context, seed, preview_id, edition)
+                result = await self._render(collection, recipient, context, seed, preview_id, edition, block)
             profile = {k: v for k, v in result["profile"].items() if k not in _HIDDEN_PROFILE_FIELDS}
             view = {
                 "preview_id": preview_id,
@@ -226,11 +241,19 @@ class PreviewService:
         if cache_key in self._inflight:  # joining a computation costs the tenant nothing
             return {**await self._once(cache_key, compute), "cached": False}
         async with self.in_flight(tenant):
-            await self.charge_scan(tenant)
+            if not charged:
+                await self.charge_scan(tenant)
             return {**await self._once(cache_key, compute), "cached": False}
 
     async def _render(
-        self, collection: str, recipient: str, context: dict[str, Any], seed: int, preview_id: str, edition: int
+        self,
+        collection: str,
+        recipient: str,
+        context: dict[str, Any],
+        seed: int,
+        preview_id: str,
+        edition: int,
+        block: int,
     ) -> RenderedPreview:
         """A worker profiles, styles and renders it (and stores the PNG); no worker within the deadline
         → a retryable 503; a library error there (the chain down) → its own problem, as if it were here."""
@@ -246,6 +269,7 @@ class PreviewService:
                 seed=seed,
                 preview_id=preview_id,
                 edition=edition,
+                block=block,
                 ttl_s=self.deps.ttl_s,
                 retries=1,  # the caller retries, not the queue
                 ttl=int(timeout_s) + 60,

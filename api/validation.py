@@ -45,9 +45,14 @@ MAX_CONTEXT_DEPTH = 4
 
 
 def check_context(context: dict[str, Any], schema: ContextSchema) -> dict[str, Any]:
-    """App context is small and shallow (it feeds features, not storage) and fits the collection's schema."""
+    """App context is small and shallow (it feeds features, not storage) and fits the collection's schema.
+
+    A refusal is a 400 `invalid_context` whose detail names the field and the rule, and whose
+    problem document carries both as `field` (`context.<key>`, or `context` for the whole
+    object) and `rule` (see personalization.context.ContextError).
+    """
     if len(context) > MAX_CONTEXT_KEYS:
-        raise ApiError(400, "invalid_context", f"context has more than {MAX_CONTEXT_KEYS} keys")
+        raise _refused(f"context has more than {MAX_CONTEXT_KEYS} keys", "context", "max_keys")
 
     def depth(value: object, level: int) -> int:
         if isinstance(value, dict):
@@ -57,11 +62,15 @@ def check_context(context: dict[str, Any], schema: ContextSchema) -> dict[str, A
         return level
 
     if depth(context, 0) > MAX_CONTEXT_DEPTH:
-        raise ApiError(400, "invalid_context", f"context nests deeper than {MAX_CONTEXT_DEPTH} levels")
+        raise _refused(f"context nests deeper than {MAX_CONTEXT_DEPTH} levels", "context", "max_depth")
     try:
         return schema.validate(context)
     except ContextError as exc:
-        raise ApiError(400, "invalid_context", str(exc)) from None
+        raise _refused(str(exc), exc.field, exc.rule) from None
+
+
+def _refused(detail: str, field: str, rule: str) -> ApiError:
+    return ApiError(400, "invalid_context", detail, field=field, rule=rule)
 
 
 def check_json_media_type(content_type: str | None, *, has_body: bool) -> None:

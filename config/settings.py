@@ -227,7 +227,14 @@ class Settings(BaseSettings):
     history_indexer: Literal["rpc", "alchemy"] = Field(
         "rpc", description="Transfers from eth_getLogs (rpc) or alchemy_getAssetTransfers at rpc_url."
     )
+    history_traces: Literal["auto", "trace_filter", "debug", "off"] = Field(
+        "auto",
+        description="Factory/CREATE2 deployments via trace_filter or debug_traceTransaction (auto: what the node has).",
+    )
     history_cache_ttl_s: float = Field(3600.0, gt=0, description="How long a wallet's history summary is cached.")
+    history_ledger_ttl_s: float = Field(
+        7 * 86400.0, gt=0, description="How long a wallet's history ledger (what a newer head extends) is kept."
+    )
     history_head_ttl_s: float = Field(2.0, ge=0, description="How long a read chain head is reused (~a block).")
 
     llm_base_url: str | None = Field(None, description="OpenAI-compatible URL; unset means rule-based styling.")
@@ -295,7 +302,9 @@ class Settings(BaseSettings):
     webhook_tenant_concurrency: int = Field(
         4, ge=1, le=1024, description="Outbound deliveries in flight per tenant (endpoint) per housekeeper."
     )
-    preview_cache_ttl_s: int = Field(300, ge=1, description="How long previews and profiles are cached.")
+    preview_cache_ttl_s: int = Field(
+        300, ge=1, description="How long a preview or profile answer for one head block is kept (a newer head: anew)."
+    )
     preview_concurrency: int = Field(2, ge=1, le=64, description="Previews rendering at once per API process.")
     preview_timeout_s: float = Field(
         60.0, gt=0, description="How long a preview waits for a worker to render it (then 503, retryable)."

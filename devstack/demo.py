@@ -20,12 +20,15 @@ from devstack.anvil import free_port
 from devstack.local import LocalStack, ServiceProcesses, deploy_local_contract, new_api_key, service_env
 from jobs.model import PROGRESS, TERMINAL, JobStatus
 
-# What a game server would send along for its players: app context feeds the profile too.
+# What a game server would send along for its players: the collection's [style.context] rules
+# turn it into style (more complexity and energy, the mage's motif, the guild's seal).
 DEMO_CONTEXT: dict[str, dict[str, Any]] = {
     "gamer": {
         "achievements": ["first-blood", "dragon-slayer", "speedrun", "collector", "guild-master"],
         "hours": 500,
         "class": "mage",
+        "level": 42,
+        "guild": "Dragonfly Guild",
     },
 }
 

@@ -280,14 +280,15 @@ def preview_snapshot_key(preview_id: str) -> str:
     return f"pm:cache:preview-snapshot:{_segment(preview_id)}"
 
 
-def preview_key(collection: str, recipient: str, edition: int, context_hash: str) -> str:
-    """A preview's answer for a wallet's next edition with this app context."""
-    return f"pm:cache:preview:{collection}:{recipient.lower()}:{edition}:{context_hash}"
+def preview_key(collection: str, recipient: str, edition: int, context_hash: str, features: str) -> str:
+    """A preview's answer for a wallet's next edition with this app context and this profile (a
+    digest of its features at the head: new activity is another answer)."""
+    return f"pm:cache:preview:{collection}:{recipient.lower()}:{edition}:{context_hash}:{features}"
 
 
-def profile_view_key(collection: str, wallet: str) -> str:
-    """A wallet's profile-and-style answer in a collection."""
-    return f"pm:cache:profile-view:{collection}:{wallet.lower()}"
+def profile_view_key(collection: str, wallet: str, block: int) -> str:
+    """A wallet's profile-and-style answer in a collection, as of one block (a newer head is another answer)."""
+    return f"pm:cache:profile-view:{collection}:{wallet.lower()}:{block}"
 
 
 # Wallet history summaries and the chain head (personalization.cache.HistoryCache keys under it).

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from personalization.context_style import SEAL_FIELD
 from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, StyleDNA, StyleParams
 
 
@@ -45,6 +46,8 @@ def clamp_params(proposed: Any, dna: StyleDNA, fallback: StyleParams) -> tuple[S
     """Keep in-bounds values verbatim; clamp numbers to the range; replace unknown choices.
 
     A field that is missing or unusable takes the fallback's value; every change is recorded.
+    The seal is not an orchestrator's to choose (only app context sets it, after this): it is
+    always the fallback's, and a proposal naming one is recorded as overridden.
     """
     source = proposed if isinstance(proposed, dict) else {}
     values: dict[str, Any] = {}
@@ -76,6 +79,9 @@ def clamp_params(proposed: Any, dna: StyleDNA, fallback: StyleParams) -> tuple[S
             clamps.append(Clamp(name, value, clamped, f"outside [{bounds.low}, {bounds.high}]"))
         elif not (isinstance(value, int) and not isinstance(value, bool)):
             clamps.append(Clamp(name, value, clamped, "rounded to an integer"))
-    params = StyleParams(**values)
+    if SEAL_FIELD in source and source[SEAL_FIELD] != fallback.seal:
+        kept = fallback.seal if isinstance(fallback.seal, str) else None
+        clamps.append(Clamp(SEAL_FIELD, source[SEAL_FIELD], kept, "set by app context only"))
+    params = StyleParams(**values, seal=fallback.seal)
     dna.validate(params)
     return params, clamps

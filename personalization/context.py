@@ -18,8 +18,12 @@ A collection file may declare a `[context]` table:
     values = ["mage", "warrior"]
 
 Keys it does not name are refused, as are wrong types and out-of-range values: the
-caller gets a concise error instead of a silently trimmed context. A collection with
-no `[context]` table accepts any flat-ish JSON object under the default size cap.
+caller gets a concise error naming the field and the rule it broke (ContextError.field
+and .rule) instead of a silently trimmed context. A collection with no `[context]` table
+accepts any flat-ish JSON object under the default size cap.
+
+A key whose value is empty (`[]`, or a string of only whitespace) says nothing: validate
+drops it, so `{"achievements": []}` is the same request as `{}` and as no context at all.
 """
 
 from __future__ import annotations
@@ -38,9 +42,19 @@ ITEM_TYPES = ("string", "integer", "number", "boolean")
 
 
 class ContextError(PersonalizationError):
-    """App context does not fit the collection's context schema."""
+    """App context does not fit the collection's context schema.
+
+    `field` is where: `context.<key>` for one key, `context` for the whole object; `rule` is
+    which check refused it (type, enum, min, max, max_length, max_items, unknown_key,
+    required, max_bytes, max_depth, object, json).
+    """
 
     code = "invalid_context"
+
+    def __init__(self, detail: str, *, field: str = "context", rule: str = "schema") -> None:
+        super().__init__(detail)
+        self.field = field
+        self.rule = rule
 
 
 class ContextSchemaError(StyleDNAError):
@@ -73,27 +87,43 @@ class ContextSchema:
         if context is None:
             context = {}
         if not isinstance(context, dict):
-            raise ContextError("context must be a JSON object")
+            raise ContextError("context must be a JSON object", rule="object")
         try:
             encoded = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise ContextError(f"context is not plain JSON: {exc}") from exc
+            raise ContextError(f"context is not plain JSON: {exc}", rule="json") from exc
         size = len(encoded.encode())
         if size > self.max_bytes:
-            raise ContextError(f"context is {size} bytes; this collection accepts at most {self.max_bytes}")
+            raise ContextError(
+                f"context is {size} bytes; this collection accepts at most {self.max_bytes}", rule="max_bytes"
+            )
         if _depth(context) > MAX_DEPTH:
-            raise ContextError(f"context nests deeper than {MAX_DEPTH} levels")
+            raise ContextError(f"context nests deeper than {MAX_DEPTH} levels", rule="max_depth")
         if self.open:
-            return dict(context)
+            return without_empty(context)
         unknown = sorted(set(context) - set(self.fields))
         if unknown:
-            raise ContextError(f"context keys not in this collection's schema: {unknown[:5]}")
+            raise ContextError(
+                f"context keys not in this collection's schema: {unknown[:5]}",
+                field=f"context.{unknown[0]}",
+                rule="unknown_key",
+            )
         for spec in self.fields.values():
             if spec.required and spec.name not in context:
-                raise ContextError(f"context.{spec.name} is required")
+                raise ContextError(f"context.{spec.name} is required", field=f"context.{spec.name}", rule="required")
         for name, value in context.items():
             _check(self.fields[name], value)
-        return dict(context)
+        return without_empty(context)
+
+
+def is_empty(value: Any) -> bool:
+    """An empty list or a blank string: a context value that says nothing."""
+    return (isinstance(value, list) and not value) or (isinstance(value, str) and not value.strip())
+
+
+def without_empty(context: dict[str, Any]) -> dict[str, Any]:
+    """The context less its empty values, so that `{"achievements": []}` is the same request as `{}`."""
+    return {key: value for key, value in context.items() if not is_empty(value)}
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -119,30 +149,32 @@ def _scalar_ok(kind: str, value: Any) -> bool:
 def _check(spec: ContextField, value: Any) -> None:
     where = f"context.{spec.name}"
     if spec.type == "enum":
-        if value not in spec.values:
-            raise ContextError(f"{where} must be one of {list(spec.values)}")
+        if not isinstance(value, str) or value not in spec.values:
+            raise ContextError(f"{where} must be one of {list(spec.values)}", field=where, rule="enum")
         return
     if spec.type == "list":
         if not isinstance(value, list):
-            raise ContextError(f"{where} must be a list")
+            raise ContextError(f"{where} must be a list", field=where, rule="type")
         if len(value) > spec.max_items:
-            raise ContextError(f"{where} has {len(value)} items; at most {spec.max_items}")
+            raise ContextError(
+                f"{where} has {len(value)} items; at most {spec.max_items}", field=where, rule="max_items"
+            )
         for item in value:
-            _check_scalar(spec, spec.items or "string", item, f"{where}[]")
+            _check_scalar(spec, spec.items or "string", item, where, f"{where}[]")
         return
-    _check_scalar(spec, spec.type, value, where)
+    _check_scalar(spec, spec.type, value, where, where)
 
 
-def _check_scalar(spec: ContextField, kind: str, value: Any, where: str) -> None:
+def _check_scalar(spec: ContextField, kind: str, value: Any, field: str, where: str) -> None:
     if not _scalar_ok(kind, value):
-        raise ContextError(f"{where} must be of type {kind}")
+        raise ContextError(f"{where} must be of type {kind}", field=field, rule="type")
     if kind == "string" and len(value) > spec.max_length:
-        raise ContextError(f"{where} is longer than {spec.max_length} characters")
+        raise ContextError(f"{where} is longer than {spec.max_length} characters", field=field, rule="max_length")
     if kind in ("integer", "number"):
         if spec.minimum is not None and value < spec.minimum:
-            raise ContextError(f"{where} must be >= {spec.minimum:g}")
+            raise ContextError(f"{where} must be >= {spec.minimum:g}", field=field, rule="min")
         if spec.maximum is not None and value > spec.maximum:
-            raise ContextError(f"{where} must be <= {spec.maximum:g}")
+            raise ContextError(f"{where} must be <= {spec.maximum:g}", field=field, rule="max")
 
 
 def _positive_int(raw: dict[str, Any], key: str, default: int, where: str) -> int:

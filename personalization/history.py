@@ -7,13 +7,15 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import rlp
 from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from chain.rpc import JsonRpc, RpcCallError
+from personalization.deployments import TraceMode, created_address, find_deployments
 from personalization.errors import HISTORY_RPC_ERRORS, HistoryError
+
+__all__ = ["created_address"]  # devstack.seed reads CREATE addresses from here
 
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 TRANSFER_SINGLE_TOPIC = "0x" + keccak(text="TransferSingle(address,address,address,uint256,uint256)").hex()
@@ -87,6 +89,8 @@ class WalletHistory:
     first_activity_block: int | None = None
     first_activity_source: FirstActivitySource = "none"
     source: str = "rpc"
+    # How deployments were found: "create" (CREATE by nonce only), "trace_filter", "debug_traceTransaction".
+    deployments_source: str = ""
 
 
 def address_topic(address: str) -> str:
@@ -101,12 +105,6 @@ def _checksum(address: str) -> str:
 
 def _topic_address(topic: str) -> str:
     return _checksum("0x" + topic[-40:].lower())
-
-
-def created_address(sender: str, nonce: int) -> str:
-    """The address a CREATE from sender at nonce lands at."""
-    raw = rlp.encode([bytes.fromhex(sender[2:]), nonce])
-    return to_checksum_address(keccak(raw)[12:])
 
 
 def _direction(wallet: str, sender: str, receiver: str) -> tuple[Direction, str]:
@@ -387,6 +385,7 @@ async def fetch_history(
     concurrency: int = 4,
     deployed_scan_limit: int | None = None,
     search_first_activity: bool = True,
+    traces: TraceMode = "auto",
 ) -> WalletHistory:
     """Read balance, nonce, code, transfers, interactions, deployments and age at one block."""
     wallet = to_checksum_address(address)
@@ -401,6 +400,7 @@ async def fetch_history(
         max_depth=max_depth,
         deployed_scan_limit=deployed_scan_limit,
         search_first_activity=search_first_activity,
+        traces=traces,
     )
     filters = wallet_topic_filters(wallet)
     logs = await LogScanner(rpc, window=window, concurrency=concurrency).scan(state.from_block, block, filters)
@@ -421,6 +421,7 @@ class AccountState:
     is_contract: bool
     deployed_contracts: tuple[str, ...]
     first_state_block: int | None
+    deployments_source: str = ""
 
     def with_activity(
         self, chain_id: int, transfers: list[Transfer], interactions: list[Interaction], *, source: str = "rpc"
@@ -450,33 +451,8 @@ class AccountState:
             first_activity_block=first,
             first_activity_source=origin,
             source=source,
+            deployments_source=self.deployments_source,
         )
-
-
-# eth_getCode calls per JSON-RPC batch when looking for a wallet's CREATE deployments: a wallet
-# with nonce 10,000 costs 200 requests (providers cap batches at 100 to 1,000 calls).
-DEPLOYMENT_BATCH = 50
-_DEPLOYMENT_BATCHES_IN_FLIGHT = 4
-
-
-async def deployed_by_create(rpc: JsonRpc, wallet: str, nonces: int, tag: str) -> list[str]:
-    """The contracts the wallet created with plain CREATE at nonces [0, nonces): code at each
-    CREATE address, asked in batches. (A factory's or CREATE2 deployments are not in this set.)"""
-    candidates = [created_address(wallet, n) for n in range(nonces)]
-    chunks = [candidates[i : i + DEPLOYMENT_BATCH] for i in range(0, len(candidates), DEPLOYMENT_BATCH)]
-    gate = asyncio.Semaphore(_DEPLOYMENT_BATCHES_IN_FLIGHT)
-
-    async def codes_of(chunk: list[str]) -> list[Any]:
-        async with gate:
-            return await rpc.batch([("eth_getCode", [address, tag]) for address in chunk])
-
-    found = await asyncio.gather(*(codes_of(chunk) for chunk in chunks))
-    return [
-        address
-        for chunk, codes in zip(chunks, found, strict=True)
-        for address, code in zip(chunk, codes, strict=True)
-        if code not in EMPTY_CODE
-    ]
 
 
 async def read_account_state(
@@ -487,7 +463,10 @@ async def read_account_state(
     max_depth: int,
     deployed_scan_limit: int | None = None,
     search_first_activity: bool = True,
+    traces: TraceMode = "auto",
 ) -> AccountState:
+    """Balance, nonce and code at `block`; deployments (CREATE at every nonce, factory ones in the
+    blocks [from_block, block] where the node offers traces); the first block with a footprint."""
     tag = hex(block)
     balance, nonce, code = await rpc.batch(
         [
@@ -503,7 +482,17 @@ async def read_account_state(
     is_contract = code not in EMPTY_CODE
 
     scanned = nonce_value if deployed_scan_limit is None else min(nonce_value, deployed_scan_limit)
-    deployed = await deployed_by_create(rpc, wallet, scanned, tag)
+    # A wallet that never sent a transaction deployed nothing: no trace probe for it.
+    scan = await find_deployments(
+        rpc,
+        wallet,
+        nonce_from=0,
+        nonce_to=scanned,
+        from_block=from_block,
+        to_block=block,
+        tag=tag,
+        traces=traces if nonce_value > 0 else "off",
+    )
 
     first_state: int | None = None
     has_footprint = is_contract or nonce_value > 0 or balance_value > 0
@@ -516,8 +505,9 @@ async def read_account_state(
         balance_wei=balance_value,
         nonce=nonce_value,
         is_contract=is_contract,
-        deployed_contracts=tuple(deployed),
+        deployed_contracts=scan.contracts,
         first_state_block=first_state,
+        deployments_source=scan.source,
     )
 
 
@@ -571,6 +561,7 @@ class RpcHistorySource(JsonRpcSourceBase):
         concurrency: int = 4,
         deployed_scan_limit: int | None = None,
         search_first_activity: bool = True,
+        traces: TraceMode = "auto",
     ) -> None:
         self.rpc = rpc
         self.max_depth = max_depth
@@ -578,17 +569,25 @@ class RpcHistorySource(JsonRpcSourceBase):
         self.concurrency = concurrency
         self.deployed_scan_limit = deployed_scan_limit
         self.search_first_activity = search_first_activity
+        self.traces: TraceMode = traces
         self._chain_id: int | None = None
 
-    async def fetch(self, address: str, *, block: int) -> WalletHistory:
+    def cache_tag(self) -> str:
+        # Traces find factory deployments a CREATE scan cannot: another answer, another key.
+        return f"{super().cache_tag()}:t{self.traces}"
+
+    async def fetch(self, address: str, *, block: int, from_block: int | None = None) -> WalletHistory:
+        """The history at `block`, read from `from_block` (default: `max_depth` blocks back)."""
+        depth = self.max_depth if from_block is None else block - from_block + 1
         return await fetch_history(
             self.rpc,
             address,
             block=block,
             chain_id=await self.chain_id(),
-            max_depth=self.max_depth,
+            max_depth=depth,
             window=self.window,
             concurrency=self.concurrency,
             deployed_scan_limit=self.deployed_scan_limit,
             search_first_activity=self.search_first_activity,
+            traces=self.traces,
         )

@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from personalization.history import WalletHistory
+from personalization.ledger import summarize
 from personalization.registry import LABELS, ContractRegistry
-from personalization.summary import HistorySummary, summarize
+from personalization.summary import HistorySummary
 
 WEI_PER_ETH = 10**18
 FLOW_KEYS = tuple(

@@ -9,7 +9,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from msgspec import UNSET, UnsetType
+
 from personalization.context import ContextSchema, parse_context_schema
+from personalization.context_style import SEAL_FIELD, ContextStyle, is_seal, parse_context_style
 from personalization.errors import StyleDNAError
 from personalization.prompt import MAX_NEGATIVE_CHARS, cap_parts, compose_prompt
 
@@ -31,9 +34,17 @@ class StyleParams:
     symmetry: int
     grain: int
     hue_shift: int
+    # Set only by app context (a `seal = true` rule, see context_style.py): 8 hex digits drawn as
+    # a seal in a corner. UNSET, the default, draws nothing and is absent (not null) from every
+    # encoding, the canonical JSON and the job record's (msgspec omits UNSET) alike, so params
+    # without a seal keep the identity and the pixels they had before seals existed.
+    seal: str | UnsetType = UNSET
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data[SEAL_FIELD] is UNSET:
+            del data[SEAL_FIELD]
+        return data
 
     def canonical_json(self) -> bytes:
         return canonical_json(self.to_dict())
@@ -44,10 +55,10 @@ class StyleParams:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StyleParams:
         names = {f.name for f in fields(cls)}
-        missing = names - raw.keys()
+        missing = names - raw.keys() - {SEAL_FIELD}
         if missing:
             raise StyleDNAError(f"style params missing fields: {sorted(missing)}")
-        return cls(**{name: raw[name] for name in names})
+        return cls(**{name: raw[name] for name in names if name in raw})
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,8 @@ class StyleDNA:
     deny: tuple[str, ...] = ()
     # The app context this collection accepts (the file's [context] table).
     context_schema: ContextSchema = field(default_factory=ContextSchema, compare=False)
+    # How that context moves the style (the file's [style.context] tables).
+    context_style: ContextStyle = field(default_factory=ContextStyle, compare=False)
 
     def choices(self, name: str) -> tuple[str, ...]:
         if name == "palette":
@@ -103,6 +116,11 @@ class StyleDNA:
                 raise StyleDNAError(f"{name} must be an integer")
             if not bounds.low <= value <= bounds.high:
                 raise StyleDNAError(f"{name}={value} outside [{bounds.low}, {bounds.high}]")
+        if params.seal is not UNSET:
+            if not self.context_style.draws_seal:
+                raise StyleDNAError(f"{self.collection_id} maps no context field to a seal, but seal is set")
+            if not is_seal(params.seal):
+                raise StyleDNAError(f"seal={params.seal!r} is not 8 lowercase hex digits")
 
     def prompt(self, params: StyleParams) -> str:
         """Diffusion prompt composed from bounded params and the DNA template only (capped, deny-checked)."""
@@ -193,6 +211,15 @@ def parse_style_dna(raw: dict[str, Any], where: str) -> StyleDNA:
     )
     from personalization.prompt import denied_word
 
+    context_schema = parse_context_schema(raw.get("context"), where)
+    context_style = parse_context_style(
+        style.get("context"),
+        context_schema,
+        {"palette": tuple(palettes), "medium": media, "motif": motifs, "mood": moods},
+        NUMERIC_FIELDS,
+        where,
+    )
+
     for text in (template, *palettes, *media, *motifs, *moods):
         hit = denied_word(text, deny)
         if hit is not None:
@@ -213,7 +240,8 @@ def parse_style_dna(raw: dict[str, Any], where: str) -> StyleDNA:
         height=height,
         raw=raw,
         deny=deny,
-        context_schema=parse_context_schema(raw.get("context"), where),
+        context_schema=context_schema,
+        context_style=context_style,
     )
 
 

@@ -39,6 +39,7 @@ def build_history(settings: Settings, rpc: JsonRpc, redis: Redis) -> CachedHisto
             max_depth=settings.history_max_depth,
             window=settings.history_window,
             concurrency=settings.history_concurrency,
+            traces=settings.history_traces,
         )
     return CachedHistory(
         source,
@@ -46,6 +47,7 @@ def build_history(settings: Settings, rpc: JsonRpc, redis: Redis) -> CachedHisto
             redis,
             ttl_s=settings.history_cache_ttl_s,
             head_ttl_s=settings.history_head_ttl_s,
+            ledger_ttl_s=settings.history_ledger_ttl_s,
             prefix=HISTORY_CACHE_PREFIX,
         ),
     )

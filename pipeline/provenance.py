@@ -40,6 +40,8 @@ def token_metadata(
                 "max_value": bounds.high,
             }
         )
+    if isinstance(params.seal, str):  # drawn only where app context (e.g. a guild) set one
+        attributes.append({"trait_type": "Seal", "value": params.seal})
     attributes.append({"display_type": "number", "trait_type": "Edition", "value": edition})
     return {
         "name": f"{dna.name} · {recipient[:6]}…{recipient[-4:]} #{edition}",

@@ -42,10 +42,18 @@ class Personalizer:
     def history_for(self, chain: str) -> CachedHistory:
         return self.history if chain == DEFAULT_CHAIN else self.chain_histories[chain]
 
-    async def profile(self, address: str, context: dict[str, Any], *, chain: str = DEFAULT_CHAIN) -> WalletProfile:
-        """The wallet's profile from `chain`'s history (a route key: `default` or a chain id)."""
-        summary = await self.history_for(chain).summary(address)
+    async def profile(
+        self, address: str, context: dict[str, Any], *, chain: str = DEFAULT_CHAIN, block: int | None = None
+    ) -> WalletProfile:
+        """The wallet's profile from `chain`'s history (a route key: `default` or a chain id), at
+        `block` (default: the head)."""
+        summary = await self.history_for(chain).summary(address, block=block)
         return build_profile(summary, self.registry, context)
+
+    async def head(self, chain: str = DEFAULT_CHAIN) -> int:
+        """`chain`'s head block as the history reads it (cached for about a block)."""
+        history = self.history_for(chain)
+        return await history.head(await history.source.chain_id())
 
     async def style(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
         orchestration = await self.orchestrator.choose(profile, dna)

@@ -132,6 +132,7 @@ async def preview_job(
     context: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
     edition: int | None = None,
+    block: int | None = None,
 ) -> dict[str, Any]:
     """A preview of `recipient`'s next mint, made here with the worker's personalizer and renderer
     (the ones mints get); the PNG goes to Redis for the API.
@@ -149,7 +150,7 @@ async def preview_job(
             raise ValueError("preview_job needs a recipient or params")
         try:
             chain = core.chain_for(collection).key
-            profile = await resources.personalizer.profile(recipient, context or {}, chain=chain)
+            profile = await resources.personalizer.profile(recipient, context or {}, chain=chain, block=block)
             orchestration = await resources.personalizer.style(profile, dna)
         except (ChainError, PersonalizationError) as exc:  # the API answers it with the code's problem
             log.warning("preview %s: %s (%s)", preview_id, type(exc).__name__, exc.code)

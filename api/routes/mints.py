@@ -37,7 +37,6 @@ from jobs.codec import decode_job
 from jobs.model import Job, Payer, VoucherStage
 from jobs.ratelimit import Limit
 from personalization.profile import WalletProfile
-from personalization.style import StyleParams
 
 STATUS_ROUTE = "/v1/mints/{job_id:str}"
 
@@ -52,7 +51,6 @@ _SHOWN_PROFILE_FIELDS = tuple(
         if field.name not in ("address", "chain_id", "context")
     )
 )
-_PARAM_FIELDS = tuple(sorted(field.name for field in dataclasses.fields(StyleParams)))
 
 
 def status_view(job: Job, public_url: str) -> MintStatus:
@@ -71,7 +69,8 @@ def status_view(job: Job, public_url: str) -> MintStatus:
     if (profile := job.profile) is not None:
         view.profile = {name: getattr(profile, name) for name in _SHOWN_PROFILE_FIELDS}
     if (style := job.style) is not None:
-        view.style = {name: getattr(style.params, name) for name in _PARAM_FIELDS}
+        # As the canonical JSON has them: a seal only where context set one.
+        view.style = dict(sorted(style.params.to_dict().items()))
         view.persona = style.persona
     if (pin := job.pin) is not None:
         view.token_uri = pin.token_uri

@@ -93,13 +93,15 @@ async def get_profile(
     caller = caller_of(request)
     caller.require_collection(collection)
     require_own_wallet(caller, wallet)
-    cache_key = profile_view_key(collection, wallet)
+    # Block-true: the answer names the head it read, and a newer head is read anew.
+    block = await state.previews.head(collection)
+    cache_key = profile_view_key(collection, wallet, block)
     cached = await core.redis.get(cache_key)
     if cached is not None:
         view = msgspec.json.decode(cached, type=ProfileView)
         view.cached = True
         return view
-    view = await state.previews.profile_and_style(wallet, collection, caller.tenant)
+    view = await state.previews.profile_and_style(wallet, collection, caller.tenant, block)
     await core.redis.set(cache_key, msgspec.json.encode(view), ex=core.settings.preview_cache_ttl_s)
     return view
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from personalization.context_apply import apply_context_style
 from personalization.profile import WalletProfile
 from personalization.style import StyleDNA, StyleParams
 
@@ -23,3 +24,16 @@ class Orchestrator(Protocol):
     name: str
 
     async def choose(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration: ...
+
+
+def with_app_context(orchestration: Orchestration, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
+    """The orchestrator's choice moved by the collection's `[style.context]` rules, still inside the DNA.
+
+    Every orchestrator's `choose` ends here, once, so the rule-based and the LLM paths honour
+    the same rules; what moved what goes into provenance as `context_style`. A context that
+    moves nothing leaves the orchestration (provenance included) exactly as it was.
+    """
+    params, record = apply_context_style(orchestration.params, profile.context, dna)
+    if record is None:
+        return orchestration
+    return replace(orchestration, params=params, provenance={**orchestration.provenance, "context_style": record})

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from personalization.bounds import clamp_params
-from personalization.orchestrator.base import Orchestration
+from personalization.orchestrator.base import Orchestration, with_app_context
 from personalization.orchestrator.rule_based import RuleBasedOrchestrator, rule_based_params
 from personalization.profile import WalletProfile
 from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, StyleDNA, StyleParams, canonical_json
@@ -423,6 +423,11 @@ class LLMOrchestrator:
             log.warning("LLM answer store write failed: %s", type(exc).__name__)
 
     async def choose(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
+        """The model's choice (or the rule-based fallback), then the collection's context rules."""
+        return with_app_context(await self._choose(profile, dna), profile, dna)
+
+    async def _choose(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
+        # What the answer store keeps: the choice before the context rules move it.
         baseline, persona = rule_based_params(profile, dna)
         schema = style_schema(dna)
         prompt = build_prompt(profile, dna, baseline, persona)

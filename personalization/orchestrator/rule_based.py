@@ -16,11 +16,14 @@ identical params (the seed, not the style, makes two such tokens differ).
 | explorer   | anything else                         | dawn    | watercolor | flow          | playful    |
 
 complexity ← log10(1 + events) (1000 events fill the range; events = token transfers + contract
-interactions + transactions sent) + 1 per 5 app achievements;
+interactions + transactions sent);
 energy ← log10(1 + nonce + interactions) / 2.5; symmetry ← share of the logged activity (transfers
 and interactions) on the top contract; grain ← log10(1 + blocks between the first and last
 activity) / 7 (ten million blocks, about four years of 12 s blocks, fill the range; the chain's
 height never enters); hue_shift ← share of transfers that came in (all in → +high, all out → low).
+
+App context does not enter these rules: the collection's `[style.context]` rules move the
+result afterwards (orchestrator/base.py `with_app_context`, shared with the LLM orchestrator).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import math
 from typing import Any
 
 from personalization.bounds import clamp_params
-from personalization.orchestrator.base import Orchestration
+from personalization.orchestrator.base import Orchestration, with_app_context
 from personalization.profile import WalletProfile
 from personalization.style import CHOICE_FIELDS, StyleDNA, StyleParams, canonical_json
 
@@ -75,14 +78,12 @@ def _scale(fraction: float, low: int, high: int) -> int:
     return low + round(fraction * (high - low))
 
 
-def _achievements(context: dict[str, Any]) -> int:
-    achievements = context.get("achievements")
-    return len(achievements) if isinstance(achievements, list) else 0
-
-
 def rule_based_params(profile: WalletProfile, dna: StyleDNA) -> tuple[StyleParams, str]:
+    """The wallet's params before app context: the LLM's baseline and fallback too."""
     persona = persona_of(profile)
-    feature_digest = hashlib.sha256(canonical_json(profile.features())).digest()
+    # The context is blanked (as a context-free profile has it), so that context reaches the
+    # style only through the collection's declared rules, never by shifting this digest.
+    feature_digest = hashlib.sha256(canonical_json({**profile.features(), "context": {}})).digest()
     choices: dict[str, Any] = {}
     for index, name in enumerate(CHOICE_FIELDS):
         preferred = PERSONAS[persona][name]
@@ -93,7 +94,6 @@ def rule_based_params(profile: WalletProfile, dna: StyleDNA) -> tuple[StyleParam
     events = profile.total_events
     ranges = dna.ranges
     complexity = _scale(math.log10(1 + events) / 3, ranges["complexity"].low, ranges["complexity"].high)
-    complexity += _achievements(profile.context) // 5
     energy_fraction = math.log10(1 + profile.tx_count + profile.interactions) / 2.5
     top = profile.top_contracts[0][1] if profile.top_contracts else 0
     symmetry_fraction = top / profile.log_events if profile.log_events else 0.5
@@ -127,9 +127,10 @@ class RuleBasedOrchestrator:
 
     async def choose(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
         params, persona = rule_based_params(profile, dna)
-        return Orchestration(
+        chosen = Orchestration(
             params=params,
             orchestrator=self.name,
             persona=persona,
             provenance={"orchestrator": self.name, "version": self.version, "persona": persona},
         )
+        return with_app_context(chosen, profile, dna)

@@ -1,8 +1,9 @@
 """Deterministic CPU renderer: StyleParams + palette + seed -> a generative artwork.
 
 A frame is a motif's layers (motifs/), mirror-folded (symmetry.py), painted in a
-medium (media/) with the mood-graded palette (palette.py), then finished
-(finish.py); render.py puts the stages together and encodes the PNG.
+medium (media/) with the mood-graded palette (palette.py), stamped with a seal
+where the params carry one (seal.py), then finished (finish.py); render.py puts
+the stages together and encodes the PNG.
 """
 
 from render.procedural.render import (

@@ -15,6 +15,7 @@ from render.procedural.canvas import Canvas
 from render.procedural.finish import finish
 from render.procedural.palette import Palette
 from render.procedural.registry import MEDIUM_BY_NAME, MOTIF_BY_NAME
+from render.procedural.seal import stamp_seal
 from render.procedural.style import Style, check_request
 from render.procedural.symmetry import fold
 from render.quality import QualityThresholds, render_with_gate
@@ -23,7 +24,8 @@ from render.result import RenderResult, pixel_sha256
 RENDERER = "procedural"
 # Bump whenever any input can produce different pixels: tokens record it, and
 # `verify` re-renders with the version that made them.
-RENDERER_VERSION = "1.0.0"
+# 1.1.0 added the seal: params without one render exactly as in 1.0.0.
+RENDERER_VERSION = "1.1.0"
 
 # zlib level 1 rather than Pillow's default 6. Film grain and paper texture make
 # these frames close to incompressible: measured at 1024x1024 (benchmarks/
@@ -50,6 +52,8 @@ def synthesize(params: StyleParams, palette: Sequence[str], seed: int, width: in
     layers = MOTIF_BY_NAME[style.motif](cv, _rng(seed, _STREAM_MOTIF), style)
     layers = fold(layers, style.symmetry)
     rgb = MEDIUM_BY_NAME[style.medium](layers, pal, cv, _rng(seed, _STREAM_MEDIUM), style)
+    if style.seal is not None:
+        rgb = stamp_seal(rgb, pal, cv, style.seal)
     return finish(rgb, layers, pal, cv, _rng(seed, _STREAM_FINISH), style)
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from msgspec import UNSET
 
 from personalization.style import StyleParams
 from render.errors import InvalidRenderRequest
@@ -17,6 +20,7 @@ MOODS = ("serene", "energetic", "mysterious", "playful", "austere", "opulent")
 
 # Numeric params are clamped to the span the renderer was designed for, so a
 # collection with wider ranges still renders (and in bounded time).
+_SEAL = re.compile(r"[0-9a-f]{8}")
 _SPANS = {"complexity": (1, 10), "energy": (0, 100), "symmetry": (0, 100), "grain": (0, 100), "hue_shift": (-180, 180)}
 
 
@@ -40,6 +44,7 @@ class Style:
     symmetry: float  # 0..1
     grain: float  # 0..1
     hue_shift: int
+    seal: int | None = None  # StyleParams.seal's 32 bits; None: no seal
 
     @classmethod
     def from_params(cls, params: StyleParams) -> Style:
@@ -52,6 +57,9 @@ class Style:
         for name in ("palette", "medium", "motif", "mood"):
             if not isinstance(getattr(params, name), str):
                 raise InvalidRenderRequest(f"{name} must be a string")
+        seal = params.seal
+        if seal is not UNSET and not (isinstance(seal, str) and _SEAL.fullmatch(seal)):
+            raise InvalidRenderRequest(f"seal must be 8 lowercase hex digits, got {seal!r}")
         return cls(
             medium=resolve_choice(params.medium, MEDIA),
             motif=resolve_choice(params.motif, MOTIFS),
@@ -61,6 +69,7 @@ class Style:
             symmetry=numbers["symmetry"] / 100.0,
             grain=numbers["grain"] / 100.0,
             hue_shift=numbers["hue_shift"],
+            seal=int(seal, 16) if isinstance(seal, str) else None,
         )
 
 

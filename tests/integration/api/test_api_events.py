@@ -133,6 +133,14 @@ def test_a_mint_with_its_preview_id_gets_the_previewed_image_whatever_the_wallet
                 w3.eth.send_raw_transaction(wallet.sign_transaction(tx).raw_transaction)
             )
 
+        # Previews and profiles are block-true: asked again after that activity, they show it.
+        fresh = client.post("/v1/previews", json=request).json()
+        assert fresh["cached"] is False
+        assert fresh["block_number"] > view["block_number"]
+        assert fresh["profile"]["tx_count"] == 12
+        profile = client.get(f"/v1/profiles/{wallet.address}").json()
+        assert (profile["block_number"], profile["profile"]["tx_count"]) == (fresh["block_number"], 12)
+
         # Errors first: an unknown id, another recipient's or context's preview.
         for body, status, code in (
             ({**request, "preview_id": "no-such-preview"}, 404, "preview_not_found"),

@@ -44,19 +44,25 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 @pytest.mark.parametrize(
-    ("context", "named"),
+    ("context", "field", "rule"),
     [
-        ({"class": "hacker"}, "context.class"),
-        ({"hours": "lots"}, "context.hours"),
-        ({"hours": -1}, "context.hours"),
-        ({"level": 10**30}, "context.level"),
-        ({"achievements": ["x" * 49]}, "context.achievements"),
-        ({"achievements": "speedrun"}, "context.achievements"),
-        ({"surprise": 1}, "surprise"),
-        ({"guild": "x" * 3000}, "2048"),
+        ({"class": "hacker"}, "context.class", "enum"),
+        ({"hours": "lots"}, "context.hours", "type"),
+        ({"hours": -1}, "context.hours", "min"),
+        ({"level": 10**30}, "context.level", "max"),
+        ({"level": 1001}, "context.level", "max"),
+        ({"achievements": ["x" * 49]}, "context.achievements", "max_length"),
+        ({"achievements": ["a"] * 65}, "context.achievements", "max_items"),
+        ({"achievements": [7]}, "context.achievements", "type"),
+        ({"achievements": "speedrun"}, "context.achievements", "type"),
+        ({"guild": 5}, "context.guild", "type"),
+        ({"surprise": 1}, "context.surprise", "unknown_key"),
+        ({"guild": "x" * 3000}, "context", "max_bytes"),
     ],
 )
-def test_context_outside_the_collection_schema_is_refused(stack: Stack, context: dict[str, Any], named: str) -> None:
+def test_context_outside_the_collection_schema_is_refused(
+    stack: Stack, context: dict[str, Any], field: str, rule: str
+) -> None:
     with stack.client() as client:
         for path in ("/v1/mints", "/v1/previews"):
             body = assert_problem(
@@ -64,7 +70,9 @@ def test_context_outside_the_collection_schema_is_refused(stack: Stack, context:
                 400,
                 "invalid_context",
             )
-            assert named in body["detail"]
+            # The problem names the field and the rule, in its sentence and as members.
+            assert (body["field"], body["rule"]) == (field, rule), body
+            assert (field.removeprefix("context.") if rule != "max_bytes" else "2048") in body["detail"]
 
 
 def test_context_the_schema_allows_is_accepted(stack: Stack) -> None:
@@ -73,6 +81,23 @@ def test_context_the_schema_allows_is_accepted(stack: Stack) -> None:
         response = client.post("/v1/mints", json={"recipient": Account.create().address, "context": context})
         assert response.status_code == 202, response.text
         assert client.post("/v1/mints", json={"recipient": Account.create().address, "context": {}}).status_code == 202
+
+
+def test_context_moves_the_preview_and_an_empty_one_is_no_context(stack: Stack) -> None:
+    wallet = Account.create().address
+    with stack.client() as client:
+        plain = client.post("/v1/previews", json={"recipient": wallet})
+        assert plain.status_code == 200, plain.text
+        for empty in ({}, {"achievements": []}, {"guild": "", "achievements": []}):
+            same = client.post("/v1/previews", json={"recipient": wallet, "context": empty}).json()
+            assert (same["style"], same["pixel_sha256"]) == (plain.json()["style"], plain.json()["pixel_sha256"])
+        moved = client.post("/v1/previews", json={"recipient": wallet, "context": {"class": "bard", "guild": "owls"}})
+        assert moved.status_code == 200, moved.text
+        style = moved.json()["style"]
+        assert style["motif"] == "flow"
+        assert len(style["seal"]) == 8
+        assert "seal" not in plain.json()["style"]
+        assert moved.json()["pixel_sha256"] != plain.json()["pixel_sha256"]
 
 
 def _post_event(client: httpx.Client, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:

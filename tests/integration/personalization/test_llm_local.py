@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,8 @@ async def _ask(server: LocalLlmServer, names: list[str]) -> list[tuple[Orchestra
     async with httpx.AsyncClient(timeout=180, event_hooks={"response": [keep]}) as client:
         # Generous per-request timeout: a CPU shared with other test runs; no retries, one body per answer.
         orchestrator = build_orchestrator(server.base_url, server.alias, None, 180, retries=0, http_client=client)
-        results = [await orchestrator.choose(ARCHETYPES[name], DNA) for name in names]
+        # Without app context: its rules move the model's answer afterwards (tested apart).
+        results = [await orchestrator.choose(replace(ARCHETYPES[name], context={}), DNA) for name in names]
     assert len(bodies) == len(names)
     return list(zip(results, bodies, strict=True))
 

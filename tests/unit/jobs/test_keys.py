@@ -48,8 +48,8 @@ def test_keys_keep_their_spellings() -> None:
     assert keys.minter_health_key(1, "0xA") == "pm:minter:health:1:0xA"
     assert keys.MINTER_HEALTH_PATTERN == "pm:minter:health:*"
     assert keys.preview_image_key("p1") == "pm:cache:preview-image:p1"
-    assert keys.preview_key("default", "0xAbC", 2, "h") == "pm:cache:preview:default:0xabc:2:h"
-    assert keys.profile_view_key("default", "0xAbC") == "pm:cache:profile-view:default:0xabc"
+    assert keys.preview_key("default", "0xAbC", 2, "h", "f0") == "pm:cache:preview:default:0xabc:2:h:f0"
+    assert keys.profile_view_key("default", "0xAbC", 17) == "pm:cache:profile-view:default:0xabc:17"
     assert keys.HISTORY_CACHE_PREFIX == "pm:history"
 
 

@@ -85,12 +85,20 @@ def test_a_bad_context_table_stops_the_collection_from_loading(table: Any, messa
         max_size=6,
     )
 )
-def test_validation_either_returns_the_context_unchanged_or_raises_context_error(context: dict[str, Any]) -> None:
+def test_validation_either_returns_the_context_less_its_empty_values_or_raises_context_error(
+    context: dict[str, Any],
+) -> None:
     try:
         accepted = SCHEMA.validate(context)
-    except ContextError:
+    except ContextError as exc:
+        refused = exc
+    else:
+        blank = [key for key, value in context.items() if value == [] or (isinstance(value, str) and not value.strip())]
+        assert accepted == {key: value for key, value in context.items() if key not in blank}
         return
-    assert accepted == context
+    # A refusal names where (a key of this context, or the whole object) and which rule.
+    assert refused.field == "context" or refused.field.removeprefix("context.") in context
+    assert refused.rule
 
 
 def test_validated_context_is_merged_into_the_profile() -> None:

@@ -24,9 +24,10 @@ from personalization.history import (
     classify_logs,
     first_activity_from_state,
 )
+from personalization.ledger import summarize
 from personalization.profile import build_profile
 from personalization.registry import ContractRegistry, KnownContract
-from personalization.summary import decode_summary, encode_summary, summarize
+from personalization.summary import decode_summary, encode_summary
 
 WALLET = to_checksum_address("0x" + "aa" * 20)
 PEER = to_checksum_address("0x" + "bb" * 20)
@@ -325,7 +326,7 @@ def test_summary_round_trips_and_builds_the_same_profile_as_the_history() -> Non
 def test_a_summary_of_another_version_is_not_read() -> None:
     import msgspec
 
-    data = msgspec.msgpack.decode(encode_summary(summarize(_history([]))))
+    data = msgspec.json.decode(encode_summary(summarize(_history([]))))
     data["version"] = 99
     with pytest.raises(msgspec.DecodeError):
-        decode_summary(msgspec.msgpack.encode(data))
+        decode_summary(msgspec.json.encode(data))

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableLambda
 
+from personalization.context_apply import apply_context_style
 from personalization.orchestrator.llm import (
     TOOL_NAME,
     LLMMalformed,
@@ -31,6 +32,8 @@ from tests.support.archetypes import ARCHETYPES
 DNA = load_style_dna(Path(__file__).resolve().parents[3] / "collections" / "default.toml")
 GAMER = ARCHETYPES["gamer"]
 BASELINE, PERSONA = rule_based_params(GAMER, DNA)
+# The gamer sends app context; whatever chose the params, the collection's context rules then move them.
+STYLED, _ = apply_context_style(BASELINE, GAMER.context, DNA)
 
 json_values = st.recursive(
     st.none()
@@ -178,8 +181,9 @@ def test_orchestrator_never_raises_and_stays_inside_the_bounds(answer: Any) -> N
         assert provenance["fallback"] is None
         assert provenance["response_sha256"]
     else:
-        assert result.params == BASELINE
+        assert result.params == STYLED
         assert provenance["fallback"]["reason"] in ("malformed", "refusal")
+    assert provenance["context_style"]["rules"]
 
 
 @pytest.mark.parametrize(
@@ -191,7 +195,7 @@ def test_exceptions_from_the_model_end_in_the_recorded_fallback(error: BaseExcep
     model.error = error
     result = asyncio.run(_orchestrator(model).choose(GAMER, DNA))
     assert result.orchestrator == "rule-based"
-    assert result.params == BASELINE
+    assert result.params == STYLED
     assert result.persona == PERSONA
     assert result.provenance["fallback"]["reason"] == reason
 
@@ -236,3 +240,29 @@ def test_remembered_answers_are_reused_and_only_successes_are_stored() -> None:
     assert again.params.palette == "gallery"
     assert model.calls == calls  # answered from the store
     assert isinstance(again.params, StyleParams)
+
+
+def test_the_model_s_choice_is_moved_by_the_context_rules_once_and_stored_before_them() -> None:
+    class Store:
+        def __init__(self) -> None:
+            self.data: dict[str, bytes] = {}
+
+        async def get(self, key: str) -> bytes | None:
+            return self.data.get(key)
+
+        async def set(self, key: str, value: bytes, px: int) -> None:
+            self.data[key] = value
+
+    store = Store()
+    model = ScriptedModel()
+    model.answer = BASELINE.to_dict() | {"motif": "flow", "complexity": 2, "energy": 10}
+    orchestrator = LLMOrchestrator(base_url="http://unused.invalid", model="m", chat_model=model, answers=store)
+    first = asyncio.run(orchestrator.choose(GAMER, DNA))
+    assert first.orchestrator == "llm"
+    # The gamer is a mage with 5 achievements and 500 hours: motif set, +3 complexity, +30 energy.
+    assert (first.params.motif, first.params.complexity, first.params.energy) == ("shards", 5, 40)
+    assert first.provenance["context_style"]["changed"]["motif"] == {"from": "flow", "to": "shards"}
+    (stored,) = store.data.values()
+    assert json.loads(stored)["params"]["motif"] == "flow"  # the answer, not the styled params
+    again = asyncio.run(orchestrator.choose(GAMER, DNA))  # from the store: moved once, not twice
+    assert again.params == first.params

@@ -95,10 +95,19 @@ def test_plain_transactions_are_activity() -> None:
     assert params.complexity == expected > rule_based_params(BLANK, DNA)[0].complexity
 
 
-def test_app_achievements_raise_complexity() -> None:
+def test_app_context_reaches_the_style_only_through_the_collection_s_rules() -> None:
     plain = replace(ARCHETYPES["gamer"], context={})
-    with_ten = replace(ARCHETYPES["gamer"], context={"achievements": [str(i) for i in range(10)]})
-    assert rule_based_params(with_ten, DNA)[0].complexity == rule_based_params(plain, DNA)[0].complexity + 2
+    one = replace(ARCHETYPES["gamer"], context={"achievements": ["first-blood"]})
+    # The rubric itself never reads the context ...
+    assert rule_based_params(one, DNA) == rule_based_params(plain, DNA)
+    # ... the default collection's [style.context.achievements] rule does: +1 per achievement.
+    before = asyncio.run(RuleBasedOrchestrator().choose(plain, DNA))
+    after = asyncio.run(RuleBasedOrchestrator().choose(one, DNA))
+    assert after.params.complexity == before.params.complexity + 1
+    assert after.provenance["context_style"]["changed"] == {
+        "complexity": {"from": before.params.complexity, "to": before.params.complexity + 1}
+    }
+    assert "context_style" not in before.provenance
 
 
 def test_identical_features_give_identical_params_whatever_the_address() -> None:
