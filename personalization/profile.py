@@ -86,6 +86,9 @@ class WalletProfile:
             "first_active_block",
             "last_active_block",
             "first_activity_block",
+            # Counted back from the head: an idle wallet's falls as the chain grows, so it may be
+            # shown (GET /v1/profiles) but never shapes the style.
+            "recent_events",
         ):
             data.pop(key)
         for name in _PAIR_FIELDS:

@@ -81,6 +81,10 @@ def test_an_unchanged_history_keeps_its_style_as_the_chain_grows() -> None:
     for archetype in ARCHETYPES.values():
         styles = {rule_based_params(replace(archetype, block_number=height), DNA) for height in (190, 382, 574, 10**8)}
         assert len(styles) == 1, archetype
+        # Once the chain has grown past its recent window, an idle wallet's recent events fall to 0:
+        # what the style reads (and an LLM is shown) stays the same.
+        idle = replace(archetype, block_number=10**8, recent_events=0)
+        assert idle.features() == replace(archetype, recent_events=archetype.recent_events + 7).features()
 
 
 def test_plain_transactions_are_activity() -> None:
