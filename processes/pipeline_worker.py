@@ -280,12 +280,6 @@ async def run_worker(settings: Settings) -> None:
     (PERSONAMINT_WORKER_NICE, as `serve` does), renders previews with whatever CPU the mints leave:
     previews are speculative and a caller may ask again, a mint is paid for.
     """
-    if settings.worker_nice:
-        os.nice(settings.worker_nice)
-    if settings.worker_idle_cpu and hasattr(os, "SCHED_IDLE"):
-        # Weight 3 against a nice-0 process's 1024 (nice 10 still gets ~10 % beside one): a
-        # preview renders with the CPU that mints, the API and the chain leave over.
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     # A chain that does not answer is retried (and the job's status says so): one line per attempt.
     quiet_retries("saq", ChainUnavailable)
     core = Core.create(settings)
@@ -300,13 +294,29 @@ async def run_worker(settings: Settings) -> None:
         await core.close()
 
 
+def yield_cpu(settings: Settings) -> None:
+    """Take the settings' CPU priority: once the worker is up, not before (a previewer started at
+    SCHED_IDLE beside busy mint workers could take minutes just to import and build its renderer)."""
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
+    if settings.worker_idle_cpu and hasattr(os, "SCHED_IDLE"):
+        # Weight 3 against a nice-0 process's 1024 (nice 10 still gets ~10 % beside one): a
+        # preview renders with the CPU that mints, the API and the chain leave over.
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+async def _startup_then_yield(ctx: WorkerContext) -> None:
+    await startup(ctx)
+    yield_cpu(ctx["settings"])
+
+
 def _preview_worker(core: Core, settings: Settings, *, alone: bool) -> Worker[WorkerContext]:
     """The pm-preview worker: alone, it builds the resources itself; else the pipeline worker shares its own."""
     return Worker(
         make_queue(core.redis, PREVIEW_QUEUE, sweep_s=settings.sweep_s),
         functions=[preview_job],
         concurrency=settings.preview_worker_concurrency,
-        startup=startup if alone else None,
+        startup=_startup_then_yield if alone else None,
         shutdown=shutdown if alone else None,
         timers=worker_timers(settings.sweep_s),
     )
@@ -326,6 +336,7 @@ async def _run_pipeline_worker(settings: Settings, core: Core, *, with_previews:
 
     async def share_resources(ctx: WorkerContext) -> None:
         await startup(ctx)
+        yield_cpu(settings)
         if previews is not None:
             previews.context["resources"] = ctx["resources"]
             previews_task.append(asyncio.create_task(previews.start()))

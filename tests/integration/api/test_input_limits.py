@@ -172,12 +172,12 @@ def test_profiles_and_previews_while_the_chain_is_down(stack: Stack) -> None:
     base_url = stack.spawn_api("api-no-chain", {"PERSONAMINT_RPC_URL": f"http://127.0.0.1:{free_port()}"})
     services = stack.services
     services.kill("previewer", signal.SIGTERM)
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
     try:
         with contextlib.ExitStack() as cleanup:
             proxy = cleanup.enter_context(proxy_in_thread(stack.anvil.url))
             services.spawn("previewer-chain-down", "worker", {**PREVIEW_WORKER_ENV, "PERSONAMINT_RPC_URL": proxy.url})
             cleanup.callback(services.kill, "previewer-chain-down", signal.SIGTERM)
-            headers = {"Authorization": f"Bearer {stack.api_key}"}
             with httpx.Client(base_url=stack.base_url, headers=headers, timeout=90) as client:
                 # The precondition: the new previewer has started and reads the chain. A preview
                 # asked before it takes jobs may time out (503, retry), as any caller's would.
@@ -197,6 +197,11 @@ def test_profiles_and_previews_while_the_chain_is_down(stack: Stack) -> None:
                     assert int(response.headers["retry-after"]) >= 1
     finally:
         services.spawn("previewer", "worker", PREVIEW_WORKER_ENV)
+        # The next test's preview must not wait out the new previewer's start.
+        with httpx.Client(base_url=stack.base_url, headers=headers, timeout=90) as client:
+            deadline = time.monotonic() + 150
+            while client.post("/v1/previews", json={"recipient": Account.create().address}).status_code == 503:
+                assert time.monotonic() < deadline, "the restarted previewer takes no previews"
 
 
 # ---- media types ----
