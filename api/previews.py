@@ -44,12 +44,14 @@ from jobs.keys import (
     preview_key,
     preview_snapshot_key,
     previews_in_flight_key,
+    style_caps_key,
 )
 from jobs.model import Stage
 from jobs.ratelimit import Limit, RateLimiter
 from personalization.orchestrator import Orchestration
 from personalization.profile import WalletProfile
 from personalization.style import StyleDNA, canonical_json
+from pipeline.provenance import token_words
 from pipeline.runner import Personalizer
 
 _HIDDEN_PROFILE_FIELDS = ("address", "chain_id", "context")
@@ -205,7 +207,12 @@ class PreviewService:
             await self.charge_scan(tenant)  # a wallet read cold is the budget's cost
             charged = True
         profile = await self.deps.personalizer.profile(recipient, context, chain=chain, block=block)
-        features = hashlib.sha256(canonical_json(profile.features())).hexdigest()[:24]
+        answer_of: dict[str, Any] = {"features": profile.features()}
+        if self.deps.collections[collection].caps:
+            # Rarity caps: what a mint would get depends on the collection's counts, so they key it too.
+            counts = await redis.hgetall(style_caps_key(collection))
+            answer_of["caps"] = sorted((k.decode() if isinstance(k, bytes) else k, int(v)) for k, v in counts.items())
+        features = hashlib.sha256(canonical_json(answer_of)).hexdigest()[:24]
         cache_key = preview_key(collection, recipient, edition, context_hash, features)
         cached = await redis.get(cache_key)
         if cached is not None:
@@ -218,6 +225,7 @@ class PreviewService:
                 # Profile, style and render all happen in a preview worker (processes/pipeline_worker.py).
                 result = await self._render(collection, recipient, context, seed, preview_id, edition, block)
             profile = {k: v for k, v in result["profile"].items() if k not in _HIDDEN_PROFILE_FIELDS}
+            name, description = await self._words(preview_id, collection, recipient, edition)
             view = {
                 "preview_id": preview_id,
                 "recipient": recipient,
@@ -234,6 +242,8 @@ class PreviewService:
                 "image_sha256": result["image_sha256"],
                 "image_url": f"/v1/previews/{preview_id}/image",
                 "expires_at": time.time() + self.deps.ttl_s,
+                "name": name,
+                "description": description,
             }
             await redis.set(cache_key, json.dumps(view, sort_keys=True), ex=self.deps.ttl_s)
             return view
@@ -291,6 +301,14 @@ class PreviewService:
                 headers={"Retry-After": "5"},
             )
         return result
+
+    async def _words(self, preview_id: str, collection: str, recipient: str, edition: int) -> tuple[str, str]:
+        """The name and description the mint with this preview's id gets, from the worker's saved style."""
+        snapshot = await self.snapshot(preview_id)
+        if snapshot is None:
+            return "", ""
+        dna = self.deps.collections[collection]
+        return token_words(dna, snapshot.style, recipient, edition)
 
     async def snapshot(self, preview_id: str) -> PreviewSnapshot | None:
         """What the preview was made from, while it lives (None: unknown or expired)."""

@@ -144,6 +144,9 @@ class PreviewView(msgspec.Struct):
     image_url: str
     expires_at: float
     cached: bool
+    # The token's name (with its edition) and description, as the mint's metadata will carry them.
+    name: str = ""
+    description: str = ""
 
 
 class ProfileView(msgspec.Struct):

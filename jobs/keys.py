@@ -83,6 +83,15 @@ def request_idempotency_key(operation: str, caller: str, idempotency_key: str) -
     return f"pm:idem:{_segment(operation)}:{digest}"
 
 
+# --- rarity caps (jobs/style_caps.py) ---
+
+
+def style_caps_key(collection: str) -> str:
+    """A collection's live tokens (styled, not failed or expired) under its `[style.caps]`: a hash,
+    `tokens` → all of them, `<field>=<value>` → those with that choice. Never expires."""
+    return f"pm:caps:{_segment(collection)}"
+
+
 # --- rate limits (jobs/ratelimit.py, GCRA: one timestamp per bucket) ---
 
 

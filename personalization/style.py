@@ -11,10 +11,12 @@ from typing import Any
 
 from msgspec import UNSET, UnsetType
 
+from personalization.caps import StyleCaps, parse_style_caps
 from personalization.context import ContextSchema, parse_context_schema
 from personalization.context_style import SEAL_FIELD, ContextStyle, is_seal, parse_context_style
 from personalization.errors import StyleDNAError
 from personalization.prompt import MAX_NEGATIVE_CHARS, cap_parts, compose_prompt
+from personalization.words import WordsConfig, parse_words_config
 
 # The choice fields every style DNA must bound, and the numeric ones.
 CHOICE_FIELDS = ("palette", "medium", "motif", "mood")
@@ -94,6 +96,10 @@ class StyleDNA:
     context_schema: ContextSchema = field(default_factory=ContextSchema, compare=False)
     # How that context moves the style (the file's [style.context] tables).
     context_style: ContextStyle = field(default_factory=ContextStyle, compare=False)
+    # Bounds, language and templates of token names and descriptions (the file's [style.words], words.py).
+    words: WordsConfig = field(default_factory=WordsConfig, compare=False)
+    # How rare a choice must stay across the collection's tokens (the file's [style.caps], caps.py).
+    caps: StyleCaps = field(default_factory=StyleCaps, compare=False)
 
     def choices(self, name: str) -> tuple[str, ...]:
         if name == "palette":
@@ -219,6 +225,9 @@ def parse_style_dna(raw: dict[str, Any], where: str) -> StyleDNA:
         NUMERIC_FIELDS,
         where,
     )
+    caps = parse_style_caps(
+        style.get("caps"), {"palette": tuple(palettes), "medium": media, "motif": motifs, "mood": moods}, where
+    )
 
     for text in (template, *palettes, *media, *motifs, *moods):
         hit = denied_word(text, deny)
@@ -242,6 +251,8 @@ def parse_style_dna(raw: dict[str, Any], where: str) -> StyleDNA:
         deny=deny,
         context_schema=context_schema,
         context_style=context_style,
+        words=parse_words_config(style.get("words"), where, deny),
+        caps=caps,
     )
 
 

@@ -43,9 +43,10 @@ def token_metadata(
     if isinstance(params.seal, str):  # drawn only where app context (e.g. a guild) set one
         attributes.append({"trait_type": "Seal", "value": params.seal})
     attributes.append({"display_type": "number", "trait_type": "Edition", "value": edition})
+    name, description = token_words(dna, orchestration, recipient, edition)
     return {
-        "name": f"{dna.name} · {recipient[:6]}…{recipient[-4:]} #{edition}",
-        "description": dna.description,
+        "name": name,
+        "description": description,
         "image": f"ipfs://{image_cid}",
         "attributes": attributes,
         "provenance": {
@@ -67,6 +68,12 @@ def token_metadata(
             "prompt": dna.prompt(params),
             "negative_prompt": dna.negative_prompt(),
             "orchestrator": orchestration.provenance,
+            # Who wrote the name and description (model | clamped | replaced | template) and every change.
+            **(
+                {"words": {"source": orchestration.words.source, "reasons": list(orchestration.words.reasons)}}
+                if orchestration.words is not None
+                else {}
+            ),
             "image_sha256": render.file_sha256,
             "pixel_sha256": render.pixel_sha256,
             **({"diffusion": render.diffusion} if render.diffusion is not None else {}),
@@ -74,6 +81,18 @@ def token_metadata(
             "profile_block": profile.block_number,
         },
     }
+
+
+def token_words(dna: StyleDNA, orchestration: Orchestration, recipient: str, edition: int) -> tuple[str, str]:
+    """The token's name (the orchestrator's words + " #<edition>") and description.
+
+    An orchestration saved before words existed keeps the name and description its token
+    would have had then: a retried old job pins the metadata it always would have.
+    """
+    words = orchestration.words
+    if words is None:
+        return f"{dna.name} · {recipient[:6]}…{recipient[-4:]} #{edition}", dna.description
+    return f"{words.name} #{edition}", words.description
 
 
 def metadata_bytes(metadata: dict[str, Any]) -> bytes:

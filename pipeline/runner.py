@@ -12,8 +12,12 @@ from config.chains import DEFAULT_CHAIN
 from ipfs.pinning import Pinner
 from jobs.model import Job, PinStage, RenderStage, Stage, StageOutput
 from jobs.store import JobStore
+from jobs.style_caps import StyleCapLedger
 from personalization.cache import CachedHistory
+from personalization.caps import Rankings
+from personalization.caps_apply import rank, with_caps
 from personalization.orchestrator import Orchestration, Orchestrator
+from personalization.orchestrator.rule_based import ranked_choices
 from personalization.profile import WalletProfile, build_profile
 from personalization.registry import ContractRegistry
 from personalization.style import StyleDNA
@@ -26,6 +30,9 @@ log = logging.getLogger("personamint.pipeline")
 
 
 Output = TypeVar("Output", bound=StageOutput)
+
+# Reserves (or peeks at) capped choices: a ranking per choice field in, the value taken per field out.
+TakeChoices = Callable[[Rankings], Awaitable[Mapping[str, str]]]
 
 
 @dataclass
@@ -60,6 +67,18 @@ class Personalizer:
         dna.validate(orchestration.params)
         return orchestration
 
+    async def capped_style(self, profile: WalletProfile, dna: StyleDNA, take: TakeChoices) -> Orchestration:
+        """The style, then the collection's rarity caps: `take` gets a ranking per choice field (the
+        orchestrator's choice first, then the rule-based ranking: any orchestrator's next-best) and
+        answers the values it reserved (a job) or would reserve now (a preview)."""
+        orchestration = await self.style(profile, dna)
+        if not dna.caps:
+            return orchestration
+        rankings = rank(orchestration.params, ranked_choices(profile, dna))
+        capped = with_caps(orchestration, rankings, await take(rankings), dna.caps)
+        dna.validate(capped.params)
+        return capped
+
     async def aclose(self) -> None:
         close = getattr(self.orchestrator, "aclose", None)
         if close is not None:
@@ -82,6 +101,8 @@ class PipelineDeps:
 class Pipeline:
     def __init__(self, deps: PipelineDeps) -> None:
         self.deps = deps
+        # The collections' rarity caps, on the job store's Redis (only collections with caps use it).
+        self.caps = StyleCapLedger(deps.jobs.redis)
 
     async def _stage(
         self, job: Job, stage: Stage, saved: Output | None, work: Callable[[], Awaitable[Output]]
@@ -110,8 +131,17 @@ class Pipeline:
 
         profile = await self._stage(job, Stage.PROFILE, job.profile, profile_stage)
 
+        async def reserve(rankings: Rankings) -> Mapping[str, str]:
+            got = await self.caps.reserve(job.id, dna, rankings)
+            if got is None:  # the job ended meanwhile: its style is not saved (save_stage refuses)
+                log.info("job %s ended before its rarity caps were reserved", job.id)
+                return {name: ranking[0] for name, ranking in rankings.items()}
+            return got
+
         async def style_stage() -> Orchestration:
-            return await self.deps.personalizer.style(profile, dna)
+            # Capped choices are reserved here, once per job, and the saved style holds them: a
+            # retry resumes with the same params (or, crashing before the save, the same reservation).
+            return await self.deps.personalizer.capped_style(profile, dna, reserve)
 
         orchestration = await self._stage(job, Stage.STYLE, job.style, style_stage)
 

@@ -33,6 +33,7 @@ from jobs.model import Job, JobStatus
 from jobs.queues import PREVIEW_QUEUE, enqueue_mint, heartbeat, make_queue, worker_timers
 from observability.logging import job_context, quiet_retries
 from observability.metrics import WorkerMetrics, serve_process_metrics
+from personalization.caps import Rankings
 from personalization.errors import PersonalizationError, StyleDNAError
 from personalization.style import StyleDNA, StyleParams
 from pipeline.build import build_personalizer, history_rpcs
@@ -151,7 +152,13 @@ async def preview_job(
         try:
             chain = core.chain_for(collection).key
             profile = await resources.personalizer.profile(recipient, context or {}, chain=chain, block=block)
-            orchestration = await resources.personalizer.style(profile, dna)
+
+            # The collection's rarity caps as they stand now, read only (a preview reserves nothing):
+            # a mint with this preview's id reserves exactly these params, or ends preview_outdated.
+            async def peek(rankings: Rankings) -> dict[str, str]:
+                return await resources.pipeline.caps.peek(dna, rankings)
+
+            orchestration = await resources.personalizer.capped_style(profile, dna, peek)
         except (ChainError, PersonalizationError) as exc:  # the API answers it with the code's problem
             log.warning("preview %s: %s (%s)", preview_id, type(exc).__name__, exc.code)
             return {"failed": {"code": exc.code, "message": str(exc)[:300]}}

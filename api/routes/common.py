@@ -22,6 +22,7 @@ from config.collections import VoucherPolicy
 from jobs.fairshare import PIPELINE_STATUSES
 from jobs.keys import job_key
 from jobs.model import JobError, JobStatus, Payer
+from jobs.style_caps import StyleCapLedger
 
 log = logging.getLogger("personamint.api")
 
@@ -143,7 +144,13 @@ async def previewed(
 async def adopt_preview(state: ApiState, job_id: str, snapshot: PreviewSnapshot) -> None:
     """The new job takes the preview's profile and style (so its seed and pixels are the preview's),
     before any worker sees it; when the wallet's edition moved on since the preview (another mint
-    came first), the job ends `preview_outdated` and the caller asks a new preview."""
+    came first), the job ends `preview_outdated` and the caller asks a new preview.
+
+    In a collection with rarity caps the job reserves exactly the preview's choices (the preview
+    only looked: it holds nothing, so previews can never crowd mints out of a rare trait); when
+    one of them reached its cap since, the job ends `preview_outdated` too, and a new preview
+    shows the next-best choice the wallet gets now.
+    """
     jobs = state.core.jobs
     job = await jobs.get(job_id)
     if job is None or job.edition != snapshot.edition or job.seed != snapshot.seed:
@@ -157,6 +164,22 @@ async def adopt_preview(state: ApiState, job_id: str, snapshot: PreviewSnapshot)
         raise ApiError(
             409, "preview_outdated", "another mint to this wallet came first; ask a new preview", job_id=job_id
         )
+    dna = state.core.collections[snapshot.collection]
+    if dna.caps:
+        params = snapshot.style.params
+        refused = await StyleCapLedger(state.core.redis).reserve_exact(job_id, dna, params)
+        if refused is not None:
+            value = getattr(params, refused)
+            await jobs.fail(
+                job_id, JobError("preview_outdated", f"{refused} {value!r} reached its cap since the preview")
+            )
+            raise ApiError(
+                409,
+                "preview_outdated",
+                f"{refused} {value!r} reached its rarity cap since this preview; ask a new preview",
+                job_id=job_id,
+                field=refused,
+            )
     await jobs.save_stage(job_id, snapshot.profile, 0.0)
     await jobs.save_stage(job_id, snapshot.style, 0.0)
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from personalization.context_apply import apply_context_style
 from personalization.profile import WalletProfile
 from personalization.style import StyleDNA, StyleParams
+from personalization.words import TokenWords, template_words
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,9 @@ class Orchestration:
     orchestrator: str
     persona: str
     provenance: dict[str, Any] = field(default_factory=dict)
+    # The token's name and description. None in records saved before words existed: their
+    # metadata keeps the old "{collection} · 0x…abcd #n" name and the collection's description.
+    words: TokenWords | None = None
 
 
 class Orchestrator(Protocol):
@@ -36,4 +40,8 @@ def with_app_context(orchestration: Orchestration, profile: WalletProfile, dna: 
     params, record = apply_context_style(orchestration.params, profile.context, dna)
     if record is None:
         return orchestration
-    return replace(orchestration, params=params, provenance={**orchestration.provenance, "context_style": record})
+    words = orchestration.words
+    if words is not None and words.source == "template":  # template words name the styled choices
+        words = template_words(params.to_dict(), orchestration.persona, dna.words)
+    provenance = {**orchestration.provenance, "context_style": record}
+    return replace(orchestration, params=params, provenance=provenance, words=words)

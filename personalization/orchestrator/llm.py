@@ -15,6 +15,13 @@ Choices made for the servers this must run against:
 - No system message: Gemma's chat format drops it, so the instructions open the user message.
 - temperature 0 and a fixed seed; an optional answer store (Redis) makes the same inputs
   give the same answer even where the provider is not deterministic.
+- Two prompt shapes. `compact` (the default): the model picks the four choices and writes the
+  token's name and description (personalization/words.py checks them); the numbers are the
+  rubric's, read from activity. The static part (instructions, the DNA's choices, the persona
+  styles, the word bounds) is a fixed prefix, byte for byte the same for every wallet of a
+  collection, so llama.cpp evaluates it once and reuses its KV cache; only the one-line wallet
+  part and the short answer cost time. `full` is the shape before words (the model also picks
+  the numbers, a JSON dump of the features and a baseline after them), kept for comparison.
 """
 
 from __future__ import annotations
@@ -33,11 +40,14 @@ from personalization.orchestrator.base import Orchestration, with_app_context
 from personalization.orchestrator.rule_based import RuleBasedOrchestrator, rule_based_params
 from personalization.profile import WalletProfile
 from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, StyleDNA, StyleParams, canonical_json
+from personalization.words import TokenWords, check_words, template_words
 
 log = logging.getLogger("personalization.orchestrator.llm")
 
 TOOL_NAME = "choose_style"
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "2"  # the full shape's
+COMPACT_PROMPT_VERSION = "3"
+PROMPT_SHAPES = ("compact", "full")
 MAX_CONTEXT_CHARS = 1500  # app context shown to the model; the rest is left out, not cut mid-value
 MAX_HASHED_RESPONSE = 65_536
 
@@ -96,6 +106,86 @@ def style_schema(dna: StyleDNA) -> dict[str, Any]:
     }
 
 
+def compact_schema(dna: StyleDNA) -> dict[str, Any]:
+    """The compact tool: the four choices (enums) and the words, in the order the model writes them.
+
+    No `maxLength`: llama.cpp turns it into a grammar that forces the closing quote at the bound
+    (a cut mid-word); the words are cut at a word boundary afterwards, `max_tokens` bounds the answer.
+    """
+    properties: dict[str, Any] = {name: {"type": "string", "enum": list(dna.choices(name))} for name in CHOICE_FIELDS}
+    if dna.words.writer == "model":
+        properties["name"] = {"type": "string", "description": "the artwork's title"}
+        properties["description"] = {"type": "string", "description": "one sentence about the artwork"}
+    return {
+        "title": TOOL_NAME,
+        "description": f"Style and name one token of '{dna.name}'."
+        if dna.words.writer == "model"
+        else f"Style one token of '{dna.name}'.",
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def static_prefix(dna: StyleDNA) -> str:
+    """The compact prompt's first part: the same bytes for every wallet of a collection (cached by the server)."""
+    from personalization.orchestrator.rule_based import PERSONAS
+
+    words = dna.words
+    language = words.language_name
+    styles = [
+        f"{persona}: {', '.join(choices[name] for name in CHOICE_FIELDS)}"
+        for persona, choices in PERSONAS.items()
+        if all(choices[name] in dna.choices(name) for name in CHOICE_FIELDS)
+    ]
+    by_model = words.writer == "model"
+    lines = [
+        f"Style {'and name ' if by_model else ''}one artwork of the NFT collection '{dna.name}' for a crypto wallet.",
+        f"Call {TOOL_NAME} once with:",
+        *(f"{name}: {'|'.join(dna.choices(name))}" for name in CHOICE_FIELDS),
+        *(
+            [
+                f"Then invent a short {language} title for the artwork as name, and write one {language} sentence"
+                " describing the artwork as description.",
+                "No addresses, numbers or links in them.",
+            ]
+            if by_model
+            else []
+        ),
+        *(["Each persona's usual style (palette, medium, motif, mood):", *styles] if styles else []),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+_WALLET_FEATURES = (
+    ("tx_count", "transactions"),
+    ("interactions", "contract calls"),
+    ("erc20_transfers", "token transfers"),
+    ("erc721_transfers", "NFT transfers"),
+    ("erc1155_transfers", "game item transfers"),
+    ("nfts_held", "NFTs held"),
+    ("contracts_deployed", "contracts deployed"),
+)
+
+
+def wallet_line(profile: WalletProfile, persona: str) -> str:
+    """The compact prompt's last part: the rubric's persona and a few counts, one short line (~30 tokens)."""
+    parts = [f"persona {persona}"]
+    labels = sorted(profile.labels.items(), key=lambda item: (-item[1], item[0]))[:3]
+    if labels:
+        parts.append("activity " + ", ".join(f"{label} {count}" for label, count in labels))
+    parts += [f"{count} {label}" for name, label in _WALLET_FEATURES if (count := getattr(profile, name))]
+    if profile.balance_eth >= 1:
+        parts.append(f"{profile.balance_eth:.0f} ETH")
+    return "Wallet: " + "; ".join(parts)
+
+
+def build_compact_prompt(profile: WalletProfile, dna: StyleDNA, persona: str) -> str:
+    """Static prefix + wallet line (app context moves the style afterwards, by the collection's rules)."""
+    return static_prefix(dna) + wallet_line(profile, persona)
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -135,7 +225,9 @@ def build_prompt(profile: WalletProfile, dna: StyleDNA, baseline: StyleParams, p
     return "\n".join(lines)
 
 
-def interpret_answer(parsed: Any, dna: StyleDNA, baseline: StyleParams) -> tuple[StyleParams, list[dict[str, Any]]]:
+def interpret_answer(
+    parsed: Any, dna: StyleDNA, baseline: StyleParams, *, numbers_from_baseline: bool = False
+) -> tuple[StyleParams, list[dict[str, Any]]]:
     """Whatever JSON the model produced → params inside the DNA, or LLMMalformed.
 
     Usable means a JSON object naming at least one style field; every field then goes
@@ -147,6 +239,8 @@ def interpret_answer(parsed: Any, dna: StyleDNA, baseline: StyleParams) -> tuple
     known = [name for name in (*CHOICE_FIELDS, *NUMERIC_FIELDS) if name in parsed]
     if not known:
         raise LLMMalformed("answer names no style field")
+    if numbers_from_baseline:  # the compact shape does not ask for them: the rubric's, unclamped
+        parsed = {**parsed, **{name: getattr(baseline, name) for name in NUMERIC_FIELDS}}
     params, clamps = clamp_params(parsed, dna, baseline)
     return params, [clamp.to_dict() for clamp in clamps]
 
@@ -207,6 +301,7 @@ class _Call:
 class _Stored(msgspec.Struct):
     params: dict[str, Any]
     provenance: dict[str, Any]
+    words: TokenWords | None = None  # absent in answers stored before words
 
 
 class LLMOrchestrator:
@@ -230,7 +325,11 @@ class LLMOrchestrator:
         answers_ttl_s: float = 30 * 24 * 3600,
         http_client: Any = None,
         chat_model: Any = None,
+        prompt_shape: str = "compact",
     ) -> None:
+        if prompt_shape not in PROMPT_SHAPES:
+            raise ValueError(f"prompt_shape must be one of {PROMPT_SHAPES}")
+        self.prompt_shape = prompt_shape
         self.model = model
         self.timeout_s = timeout_s
         self.retries = retries
@@ -294,7 +393,7 @@ class LLMOrchestrator:
         return _sha256(
             canonical_json(
                 {
-                    "v": PROMPT_VERSION,
+                    "v": COMPACT_PROMPT_VERSION if self.prompt_shape == "compact" else PROMPT_VERSION,
                     "model": self.model,
                     "messages": [{"role": "user", "content": prompt}],
                     "tool": schema,
@@ -305,9 +404,17 @@ class LLMOrchestrator:
             )
         )
 
+    def _schema(self, dna: StyleDNA) -> dict[str, Any]:
+        return compact_schema(dna) if self.prompt_shape == "compact" else style_schema(dna)
+
+    def _prompt(self, profile: WalletProfile, dna: StyleDNA, baseline: StyleParams, persona: str) -> str:
+        if self.prompt_shape == "compact":
+            return build_compact_prompt(profile, dna, persona)
+        return build_prompt(profile, dna, baseline, persona)
+
     def _chain(self, dna: StyleDNA) -> Any:
         self._bind_to_loop()
-        key = dna.sha256()
+        key = dna.sha256()  # one orchestrator has one prompt shape
         chain = self._chains.get(key)
         if chain is not None:
             return chain
@@ -315,7 +422,7 @@ class LLMOrchestrator:
         from langchain_core.runnables import RunnableLambda
 
         structured = self.chat_model.with_structured_output(
-            style_schema(dna), method="function_calling", include_raw=True, strict=self.strict
+            self._schema(dna), method="function_calling", include_raw=True, strict=self.strict
         )
 
         async def ask(payload: dict[str, Any]) -> Orchestration:
@@ -357,11 +464,23 @@ class LLMOrchestrator:
                 raise LLMRefusal("no function call in the answer", response_sha256)
             error = answer.get("parsing_error") or (invalid[0].get("error") if invalid else None)
             raise LLMMalformed(f"function call arguments are not valid JSON: {str(error)[:120]}", response_sha256)
+        compact = self.prompt_shape == "compact"
         try:
-            params, clamps = interpret_answer(parsed, call.dna, call.baseline)
+            params, clamps = interpret_answer(parsed, call.dna, call.baseline, numbers_from_baseline=compact)
         except LLMMalformed as exc:
             exc.response_sha256 = response_sha256
             raise
+        words = template_words(params.to_dict(), call.persona, call.dna.words)
+        if compact and call.dna.words.writer == "model":  # the template stands in for each word it got wrong
+            words = check_words(
+                parsed.get("name"),
+                parsed.get("description"),
+                fallback=words,
+                config=call.dna.words,
+                deny=call.dna.deny,
+                address=call.profile.address,
+                generic=(call.dna.name, call.dna.collection_id),
+            )
         reported = (getattr(raw, "response_metadata", {}) or {}).get("model_name")
         provenance = {
             **self._provenance(call),
@@ -371,7 +490,9 @@ class LLMOrchestrator:
         }
         if reported and reported != self.model:
             provenance["model_reported"] = str(reported)[:120]
-        return Orchestration(params=params, orchestrator=self.name, persona=call.persona, provenance=provenance)
+        return Orchestration(
+            params=params, orchestrator=self.name, persona=call.persona, provenance=provenance, words=words
+        )
 
     def _fallback(self, call: _Call, error: BaseException) -> Orchestration:
         reason = _failure_reason(error)
@@ -386,6 +507,7 @@ class LLMOrchestrator:
             params=call.baseline,
             orchestrator=self._rule_based.name,
             persona=call.persona,
+            words=template_words(call.baseline.to_dict(), call.persona, call.dna.words),
             provenance={
                 **self._provenance(call),
                 "orchestrator": self._rule_based.name,
@@ -395,7 +517,7 @@ class LLMOrchestrator:
             },
         )
 
-    async def _remembered(self, key: str) -> Orchestration | None:
+    async def _remembered(self, key: str, call: _Call) -> Orchestration | None:
         if self.answers is None:
             return None
         try:
@@ -403,11 +525,14 @@ class LLMOrchestrator:
             if raw is None:
                 return None
             stored = msgspec.json.decode(raw, type=_Stored)
+            params = StyleParams.from_dict(stored.params)
+            persona = str(stored.provenance.get("persona", ""))
             return Orchestration(
-                params=StyleParams.from_dict(stored.params),
+                params=params,
                 orchestrator=self.name,
-                persona=str(stored.provenance.get("persona", "")),
+                persona=persona,
                 provenance=stored.provenance,
+                words=stored.words or template_words(params.to_dict(), persona, call.dna.words),
             )
         except Exception as exc:  # noqa: BLE001 - a store that cannot be read is only a missed shortcut
             log.warning("LLM answer store read failed: %s", type(exc).__name__)
@@ -417,7 +542,8 @@ class LLMOrchestrator:
         if self.answers is None:
             return
         try:
-            body = msgspec.json.encode(_Stored(params=result.params.to_dict(), provenance=result.provenance))
+            stored = _Stored(params=result.params.to_dict(), provenance=result.provenance, words=result.words)
+            body = msgspec.json.encode(stored)
             await self.answers.set(key, body, px=self.answers_ttl_ms)
         except Exception as exc:  # noqa: BLE001
             log.warning("LLM answer store write failed: %s", type(exc).__name__)
@@ -429,11 +555,11 @@ class LLMOrchestrator:
     async def _choose(self, profile: WalletProfile, dna: StyleDNA) -> Orchestration:
         # What the answer store keeps: the choice before the context rules move it.
         baseline, persona = rule_based_params(profile, dna)
-        schema = style_schema(dna)
-        prompt = build_prompt(profile, dna, baseline, persona)
+        schema = self._schema(dna)
+        prompt = self._prompt(profile, dna, baseline, persona)
         call = _Call(profile, dna, baseline, persona, prompt, self._request_fingerprint(schema, prompt))
         store_key = f"pm:llm:{self.model}:{call.prompt_sha256}"
-        remembered = await self._remembered(store_key)
+        remembered = await self._remembered(store_key, call)
         if remembered is not None and _inside(remembered.params, dna):
             return remembered
         try:

@@ -83,7 +83,9 @@ class LocalLlmServer:
         alias: str = MODEL_ALIAS,
         startup_timeout: float = 120.0,
         log_path: Path | None = None,
-        batch_invariant: bool = True,
+        batch_invariant: bool = False,
+        n_batch: int = 512,
+        verbose: bool = False,
     ) -> None:
         self.model_path = Path(model_path)
         self.host = host
@@ -95,12 +97,15 @@ class LocalLlmServer:
         self.alias = alias
         self.startup_timeout = startup_timeout
         self.log_path = log_path
-        # llama.cpp's logits depend on how a prompt is split into batches, and the server reuses
-        # the KV cache of a prompt prefix it saw last, so the same prompt after another one is
-        # evaluated in other chunks and greedy decoding can pick other tokens (seen here: another
-        # palette for the same wallet). One token per batch makes every evaluation the same
-        # computation; prompts take ~2x longer on CPU.
+        # How the prompt is fed. One token per batch (`batch_invariant`) makes every evaluation the
+        # same computation whatever prefix the server reused, but then every prompt token also
+        # computes the 262k-word output layer: ~41 ms a token instead of ~11. The orchestrator's
+        # prompt is a fixed prefix (evaluated once, then reused from the KV cache) and a short
+        # wallet part (one batch), and its answer store keeps the same answer for the same prompt,
+        # so batches of `n_batch` are the default.
         self.batch_invariant = batch_invariant
+        self.n_batch = 1 if batch_invariant else n_batch
+        self.verbose = verbose  # llama.cpp's per-request timings (prompt eval / eval) in the log
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -130,8 +135,11 @@ class LocalLlmServer:
             "--model_alias",
             self.alias,
             "--verbose",
-            "False",
-            *(["--n_batch", "1", "--n_ubatch", "1"] if self.batch_invariant else []),
+            str(self.verbose),
+            "--n_batch",
+            str(self.n_batch),
+            "--n_ubatch",
+            str(self.n_batch),
         ]
 
     def _tail(self) -> str:

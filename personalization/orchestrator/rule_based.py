@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from typing import Any
 
 from personalization.bounds import clamp_params
 from personalization.orchestrator.base import Orchestration, with_app_context
 from personalization.profile import WalletProfile
 from personalization.style import CHOICE_FIELDS, StyleDNA, StyleParams, canonical_json
+from personalization.words import template_words
 
 # log10 of the active span (in blocks) that fills the grain range: 10,000,000 blocks.
 GRAIN_FULL_SPAN_DECADES = 7.0
@@ -78,18 +80,39 @@ def _scale(fraction: float, low: int, high: int) -> int:
     return low + round(fraction * (high - low))
 
 
-def rule_based_params(profile: WalletProfile, dna: StyleDNA) -> tuple[StyleParams, str]:
-    """The wallet's params before app context: the LLM's baseline and fallback too."""
-    persona = persona_of(profile)
+def ranked_choices(profile: WalletProfile, dna: StyleDNA, persona: str | None = None) -> dict[str, tuple[str, ...]]:
+    """Per choice field, every value the DNA allows, best first: the next-best when a rarity cap
+    (personalization/caps.py) refuses the first.
+
+    First the persona's preference (where the DNA has it; else a value picked by the features'
+    digest, the choice this orchestrator always made), then the rest in an order hashed from the
+    wallet's features and the value: stable for a wallet, different between wallets, so a capped
+    trait's overflow spreads over the other values instead of piling onto one.
+    """
+    persona = persona or persona_of(profile)
     # The context is blanked (as a context-free profile has it), so that context reaches the
     # style only through the collection's declared rules, never by shifting this digest.
     feature_digest = hashlib.sha256(canonical_json({**profile.features(), "context": {}})).digest()
-    choices: dict[str, Any] = {}
+    rankings: dict[str, tuple[str, ...]] = {}
     for index, name in enumerate(CHOICE_FIELDS):
         preferred = PERSONAS[persona][name]
         allowed = dna.choices(name)
         # A collection with other names still gets a stable, feature-driven choice.
-        choices[name] = preferred if preferred in allowed else allowed[feature_digest[index] % len(allowed)]
+        first = preferred if preferred in allowed else allowed[feature_digest[index] % len(allowed)]
+        rest = [value for value in allowed if value != first]
+        rankings[name] = (first, *sorted(rest, key=_hashed(feature_digest, name)))
+    return rankings
+
+
+def _hashed(feature_digest: bytes, name: str) -> Callable[[str], bytes]:
+    """The sort key of a field's values for one wallet: a digest of its features, the field and the value."""
+    return lambda value: hashlib.sha256(feature_digest + f"{name}={value}".encode()).digest()
+
+
+def rule_based_params(profile: WalletProfile, dna: StyleDNA) -> tuple[StyleParams, str]:
+    """The wallet's params before app context: the LLM's baseline and fallback too."""
+    persona = persona_of(profile)
+    choices: dict[str, Any] = {name: ranking[0] for name, ranking in ranked_choices(profile, dna, persona).items()}
 
     events = profile.total_events
     ranges = dna.ranges
@@ -132,5 +155,7 @@ class RuleBasedOrchestrator:
             orchestrator=self.name,
             persona=persona,
             provenance={"orchestrator": self.name, "version": self.version, "persona": persona},
+            # The collection's templates filled from the choices: deterministic, like the params.
+            words=template_words(params.to_dict(), persona, dna.words),
         )
         return with_app_context(chosen, profile, dna)

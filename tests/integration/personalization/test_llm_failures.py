@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from personalization.orchestrator import Orchestration, build_orchestrator
-from personalization.orchestrator.llm import TOOL_NAME
+from personalization.orchestrator import Orchestration
+from personalization.orchestrator.llm import TOOL_NAME, LLMOrchestrator
 from personalization.orchestrator.rule_based import rule_based_params
 from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, canonical_json, load_style_dna
 from tests.support.archetypes import ARCHETYPES
@@ -47,7 +47,16 @@ def server() -> Iterator[OpenAIServer]:
 
 
 def _choose(server: OpenAIServer, *, timeout_s: float = 2.0, retries: int = 1) -> tuple[Orchestration, float]:
-    orchestrator = build_orchestrator(server.base_url, "test-model", "sk-test", timeout_s, retries=retries)
+    # The full prompt shape: the model also picks the numbers, whose clamps this file checks
+    # (the compact shape the worker uses by default: test_llm_words.py).
+    orchestrator = LLMOrchestrator(
+        base_url=server.base_url,
+        model="test-model",
+        api_key="sk-test",
+        timeout_s=timeout_s,
+        retries=retries,
+        prompt_shape="full",
+    )
     started = time.perf_counter()
     result = asyncio.run(orchestrator.choose(TRADER, DNA))
     return result, time.perf_counter() - started

@@ -24,7 +24,10 @@ from personalization.orchestrator.local_llm import INSTALL_HINT, LocalLlmServer,
 from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, canonical_json, load_style_dna
 from tests.support.archetypes import ARCHETYPES
 
-DNA = load_style_dna(Path(__file__).resolve().parents[3] / "collections" / "default.toml")
+_DEFAULT = load_style_dna(Path(__file__).resolve().parents[3] / "collections" / "default.toml")
+# The model only chooses here (its words are tested through the live stack,
+# tests/integration/mint_flow/test_llm_live_stack.py): a short answer, and one the grammar fully shapes.
+DNA = replace(_DEFAULT, words=replace(_DEFAULT.words, writer="template"))
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
@@ -34,7 +37,10 @@ def gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLlmServer]:
     if missing:
         pytest.fail(f"the local LLM is part of the test suite: {', '.join(missing)} not importable; {INSTALL_HINT}")
     scratch = tmp_path_factory.mktemp("gemma")
-    with LocalLlmServer(gguf_path(scratch), log_path=scratch / "server.log") as server:
+    # One prompt token per batch: then temperature 0 + a fixed seed give the same answer whatever
+    # prefix the server reused (batched reads may differ in the last bits; the service's answer
+    # store, not the server, is what makes its answers repeatable).
+    with LocalLlmServer(gguf_path(scratch), log_path=scratch / "server.log", batch_invariant=True) as server:
         yield server
 
 
@@ -56,7 +62,7 @@ async def _ask(server: LocalLlmServer, names: list[str]) -> list[tuple[Orchestra
 
 def _arguments(body: dict[str, Any]) -> Any:
     calls = body["choices"][0]["message"].get("tool_calls") or []
-    return json.loads(calls[0]["function"]["arguments"]) if calls else None
+    return json.loads(calls[0]["function"]["arguments"], strict=False) if calls else None
 
 
 def test_local_llm_answers_are_used_as_the_model_gave_them(gemma: LocalLlmServer) -> None:
@@ -77,6 +83,8 @@ def test_local_llm_answers_are_used_as_the_model_gave_them(gemma: LocalLlmServer
             assert given[name] in DNA.choices(name)
             assert getattr(result.params, name) == given[name]
         for name in NUMERIC_FIELDS:
+            if name not in given:  # the compact prompt leaves the numbers to the rubric
+                continue
             value, bounds = given[name], DNA.ranges[name]
             if isinstance(value, int) and bounds.low <= value <= bounds.high:
                 assert getattr(result.params, name) == value, name  # verbatim

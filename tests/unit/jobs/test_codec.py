@@ -146,6 +146,7 @@ def test_a_style_is_saved_as_params_orchestrator_persona_provenance(orchestratio
                 "orchestrator": orchestration.orchestrator,
                 "persona": orchestration.persona,
                 "provenance": orchestration.provenance,
+                "words": None,  # an orchestration without words (as every one before them)
             }
         )
     )

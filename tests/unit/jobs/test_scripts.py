@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +22,11 @@ from jobs.model import JobError, JobStatus, PinStage
 from jobs.outbox import DueDeliveries
 from jobs.ratelimit import Limit, RateLimiter
 from jobs.store import JobStore
+from jobs.style_caps import StyleCapLedger
+from personalization.style import load_style_dna
 
 # Included by other scripts, never called on their own.
-SHARED = {"fair_fill", "gcra", "key_template", "unless_ended"}
+SHARED = {"fair_fill", "gcra", "key_template", "style_caps_choose", "unless_ended"}
 
 _NAME_OF_SOURCE = {lua.load(name): name for name in lua.names()}
 
@@ -82,6 +85,8 @@ async def _drive_every_caller() -> Recorder:
             "siwe_nonce": 1,
             "fair_admit": [b"job"],
             "fair_release": [],
+            "style_caps_reserve": b'{"key":"pm:caps:c","got":{"palette":"dawn"},"counted":["palette=dawn"]}',
+            "style_caps_peek": b'{"palette":"dawn"}',
         }
     )
     fake: Any = redis
@@ -139,6 +144,10 @@ async def _drive_every_caller() -> Recorder:
     fair = FairShare(fake, per_tenant=2, enqueue=_enqueue_nothing)
     await fair.submit("t", "job")
     await fair.release("t", "job")
+    caps = StyleCapLedger(fake)
+    dna = load_style_dna(Path(__file__).resolve().parents[3] / "collections" / "default.toml")
+    await caps.reserve("job", dna, {"palette": ("dawn",)})
+    await caps.peek(dna, {"palette": ("dawn",)})
     return redis
 
 

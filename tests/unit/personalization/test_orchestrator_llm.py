@@ -162,8 +162,10 @@ class ScriptedModel:
         return RunnableLambda(respond)
 
 
-def _orchestrator(model: ScriptedModel) -> LLMOrchestrator:
-    return LLMOrchestrator(base_url="http://unused.invalid", model="scripted", chat_model=model, timeout_s=1)
+def _orchestrator(model: ScriptedModel, shape: str = "compact") -> LLMOrchestrator:
+    return LLMOrchestrator(
+        base_url="http://unused.invalid", model="scripted", chat_model=model, timeout_s=1, prompt_shape=shape
+    )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -256,7 +258,9 @@ def test_the_model_s_choice_is_moved_by_the_context_rules_once_and_stored_before
     store = Store()
     model = ScriptedModel()
     model.answer = BASELINE.to_dict() | {"motif": "flow", "complexity": 2, "energy": 10}
-    orchestrator = LLMOrchestrator(base_url="http://unused.invalid", model="m", chat_model=model, answers=store)
+    orchestrator = LLMOrchestrator(
+        base_url="http://unused.invalid", model="m", chat_model=model, answers=store, prompt_shape="full"
+    )
     first = asyncio.run(orchestrator.choose(GAMER, DNA))
     assert first.orchestrator == "llm"
     # The gamer is a mage with 5 achievements and 500 hours: motif set, +3 complexity, +30 energy.
