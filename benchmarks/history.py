@@ -95,22 +95,22 @@ def grower(url: str, wallet: str) -> Any:
     return grow
 
 
-def _proxy_rpc(url: str, method: str) -> dict[str, Any]:
+def _rpc(url: str, method: str, params: list[Any] | None = None) -> Any:
+    """One JSON-RPC call on loopback (the proxy's proxy_* controls, the generated node's generated_mine)."""
     request = urllib.request.Request(
         url,
-        data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": []}).encode(),
+        data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with _LOOPBACK.open(request, timeout=10) as response:
-        result: dict[str, Any] = json.loads(response.read())["result"]
-        return result
+    with _LOOPBACK.open(request, timeout=30) as response:
+        return json.loads(response.read())["result"]
 
 
 def _wait_for(url: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            _proxy_rpc(url, "proxy_stats")
+            _rpc(url, "proxy_stats")
             return
         except OSError:
             if time.monotonic() > deadline:
@@ -143,40 +143,40 @@ async def measure(
             for _ in range(runs):
                 await redis.flushdb()
                 service = CachedHistory(source, HistoryCache(redis))
-                _proxy_rpc(proxy_url, "proxy_reset")
+                _rpc(proxy_url, "proxy_reset")
                 started = time.perf_counter()
                 summary = await service.summary(wallet, block=block)
                 profile = build_profile(summary, registry)
                 cold_s.append(time.perf_counter() - started)
-                cold_calls.append(_proxy_rpc(proxy_url, "proxy_stats")["calls"])
-            _proxy_rpc(proxy_url, "proxy_reset")
+                cold_calls.append(_rpc(proxy_url, "proxy_stats")["calls"])
+            _rpc(proxy_url, "proxy_reset")
             for _ in range(cached_runs):
                 started = time.perf_counter()
                 summary = await service.summary(wallet, block=block)
                 build_profile(summary, registry)
                 cached_s.append(time.perf_counter() - started)
-            cached_calls = _proxy_rpc(proxy_url, "proxy_stats")["calls"]
+            cached_calls = _rpc(proxy_url, "proxy_stats")["calls"]
             # As the pipeline asks: "at the head". The head is shared for head_ttl_s (2 s).
-            _proxy_rpc(proxy_url, "proxy_reset")
+            _rpc(proxy_url, "proxy_reset")
             head_s: list[float] = []
             for _ in range(cached_runs):
                 started = time.perf_counter()
                 summary = await service.summary(wallet)
                 build_profile(summary, registry)
                 head_s.append(time.perf_counter() - started)
-            head_calls = _proxy_rpc(proxy_url, "proxy_stats")["calls"]
+            head_calls = _rpc(proxy_url, "proxy_stats")["calls"]
             # A new block with one more transfer: the ledger at the last block is extended by it.
             increment_s: list[float] = []
             increment_calls: dict[str, int] = {}
             fetches = service.fetches
             for _ in range(increment_runs):
                 new_head = await asyncio.to_thread(grow)
-                _proxy_rpc(proxy_url, "proxy_reset")
+                _rpc(proxy_url, "proxy_reset")
                 started = time.perf_counter()
                 summary = await service.summary(wallet, block=new_head)
                 profile = build_profile(summary, registry)
                 increment_s.append(time.perf_counter() - started)
-                increment_calls = _proxy_rpc(proxy_url, "proxy_stats")["calls"]
+                increment_calls = _rpc(proxy_url, "proxy_stats")["calls"]
             assert service.fetches == fetches, "a new block was read cold"
     finally:
         await redis.aclose()
@@ -262,22 +262,12 @@ def generated_node(args: argparse.Namespace) -> Iterator[tuple[str, str, int, in
         }
 
         def grow() -> int:
-            return int(_node_rpc(url, "generated_mine", [[new_log]]), 16)
+            return int(_rpc(url, "generated_mine", [[new_log]]), 16)
 
         yield url, wallet, seeded["first"], seeded["head"], grow
     finally:
         node.terminate()
         node.wait(timeout=10)
-
-
-def _node_rpc(url: str, method: str, params: list[Any]) -> Any:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with _LOOPBACK.open(request, timeout=30) as response:
-        return json.loads(response.read())["result"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,8 +23,9 @@ from eth_utils.crypto import keccak
 from chain.dev_accounts import dev_account
 from chain.rpc import JsonRpc, RpcCallError
 from devstack.contracts import sample_contracts
+from personalization.deployments import created_address
 from personalization.errors import HistoryError
-from personalization.history import created_address, history_rpc
+from personalization.history import history_rpc
 
 ARCHETYPES = ("gamer", "trader", "collector", "newcomer", "whale", "builder")
 # Anvil dev accounts: 0 and 1 run the service (admin, minter); 9 deploys the sample

@@ -125,13 +125,17 @@ class CachedHistory:
             await self.cache.set_head(chain_id, block)
         return block
 
+    def _tag(self) -> str:
+        """What besides (chain, address, block) decides an answer: the source's settings and the window."""
+        return f"{self.source.cache_tag()}:r{self.recent_blocks}"
+
     async def known(self, address: str, block: int) -> bool:
         """Would a summary at `block` come without a cold read (cached, or a ledger to extend)?"""
         if self.cache is None or not is_address(address):
             return False
         wallet = to_checksum_address(address)
         chain_id = await self.source.chain_id()
-        tag = f"{self.source.cache_tag()}:r{self.recent_blocks}"
+        tag = self._tag()
         keys = [self.cache.key(chain_id, tag, wallet, block), self.cache.ledger_key(chain_id, tag, wallet)]
         return bool(await self.cache.redis.exists(*keys))
 
@@ -143,7 +147,7 @@ class CachedHistory:
         chain_id = await self.source.chain_id()
         if block is None:
             block = await self.head(chain_id)
-        tag = f"{self.source.cache_tag()}:r{self.recent_blocks}"
+        tag = self._tag()
         if self.cache is not None:
             hit = await self.cache.get(chain_id, tag, wallet, block)
             if hit is not None:
@@ -179,7 +183,7 @@ class CachedHistory:
         source = self.source
         if self.cache is not None and isinstance(source, RpcHistorySource):
             stored = await self.cache.get_ledger(chain_id, tag, wallet)
-            if stored is not None and stored.block_number <= block and stored.recent_blocks == self.recent_blocks:
+            if stored is not None and stored.block_number <= block:  # its key names the recent window
                 extended = stored.block_number < block
                 advanced = await advance_ledger(source, stored, block)  # folds into `stored`
                 if advanced is not None:

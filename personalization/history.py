@@ -12,10 +12,8 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from chain.rpc import JsonRpc, RpcCallError
-from personalization.deployments import TraceMode, created_address, find_deployments
+from personalization.deployments import TraceMode, find_deployments
 from personalization.errors import HISTORY_RPC_ERRORS, HistoryError
-
-__all__ = ["created_address"]  # devstack.seed reads CREATE addresses from here
 
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 TRANSFER_SINGLE_TOPIC = "0x" + keccak(text="TransferSingle(address,address,address,uint256,uint256)").hex()
@@ -423,6 +421,11 @@ class AccountState:
     first_state_block: int | None
     deployments_source: str = ""
 
+    @property
+    def has_footprint(self) -> bool:
+        """A nonce, a balance or code: the account exists on chain."""
+        return self.is_contract or self.nonce > 0 or self.balance_wei > 0
+
     def with_activity(
         self, chain_id: int, transfers: list[Transfer], interactions: list[Interaction], *, source: str = "rpc"
     ) -> WalletHistory:
@@ -464,9 +467,13 @@ async def read_account_state(
     deployed_scan_limit: int | None = None,
     search_first_activity: bool = True,
     traces: TraceMode = "auto",
+    since: AccountState | None = None,
 ) -> AccountState:
     """Balance, nonce and code at `block`; deployments (CREATE at every nonce, factory ones in the
-    blocks [from_block, block] where the node offers traces); the first block with a footprint."""
+    blocks [from_block, block] where the node offers traces); the first block with a footprint.
+
+    `since`: the account as read at an earlier block, whose deployments and age are known: only
+    the nonces and blocks after it are looked at (the read window stays its `from_block`)."""
     tag = hex(block)
     balance, nonce, code = await rpc.batch(
         [
@@ -477,27 +484,33 @@ async def read_account_state(
     )
     if not isinstance(balance, str) or not isinstance(nonce, str):
         raise HistoryError("eth_getBalance/eth_getTransactionCount returned no value")
-    from_block = max(0, block - max_depth + 1)
+    from_block = max(0, block - max_depth + 1) if since is None else since.from_block
     nonce_value, balance_value = int(nonce, 16), int(balance, 16)
     is_contract = code not in EMPTY_CODE
 
     scanned = nonce_value if deployed_scan_limit is None else min(nonce_value, deployed_scan_limit)
-    # A wallet that never sent a transaction deployed nothing: no trace probe for it.
-    scan = await find_deployments(
-        rpc,
-        wallet,
-        nonce_from=0,
-        nonce_to=scanned,
-        from_block=from_block,
-        to_block=block,
-        tag=tag,
-        traces=traces if nonce_value > 0 else "off",
-    )
+    deployed: tuple[str, ...] = ()
+    deployments_source = ""
+    if since is None or nonce_value > since.nonce:  # a wallet that sent nothing since deployed nothing
+        scan = await find_deployments(
+            rpc,
+            wallet,
+            nonce_from=0 if since is None else since.nonce,
+            nonce_to=scanned,
+            from_block=from_block if since is None else since.block_number + 1,
+            to_block=block,
+            tag=tag,
+            # A wallet that never sent a transaction deployed nothing: no trace probe for it.
+            traces=traces if nonce_value > 0 else "off",
+        )
+        deployed, deployments_source = scan.contracts, scan.source
 
     first_state: int | None = None
     has_footprint = is_contract or nonce_value > 0 or balance_value > 0
-    if search_first_activity and has_footprint:
-        first_state = await first_activity_from_state(rpc, wallet, from_block, block, by_code=is_contract)
+    # An account's footprint never goes away: one already there at `since` was searched for then.
+    if search_first_activity and has_footprint and (since is None or not since.has_footprint):
+        low = from_block if since is None else since.block_number
+        first_state = await first_activity_from_state(rpc, wallet, low, block, by_code=is_contract)
     return AccountState(
         address=wallet,
         block_number=block,
@@ -505,9 +518,9 @@ async def read_account_state(
         balance_wei=balance_value,
         nonce=nonce_value,
         is_contract=is_contract,
-        deployed_contracts=scan.contracts,
+        deployed_contracts=deployed,
         first_state_block=first_state,
-        deployments_source=scan.source,
+        deployments_source=deployments_source,
     )
 
 

@@ -1,10 +1,10 @@
 """Move a wallet's ledger from the block it read to a newer head: only the new blocks are read.
 
-One batch reads the account state at the new head and the two block hashes (the
-ledger's block, still canonical? and the head's), while the log scan covers (B, head]
-with the same topic filters and adaptive windows as a cold read. Deployments are looked
-for only at the nonces the wallet used since, and the first footprint is searched only
-when the ledger had none. A ledger whose block is no longer on the chain (a reorg) is
+Three reads at once: the account at the new head `since` the ledger's account (the state,
+deployments at the nonces used since only, the first footprint only when the ledger had
+none: history.read_account_state), the two block hashes (the ledger's block, still
+canonical? and the head's), and the log scan over (B, head] with the same topic filters and
+adaptive windows as a cold read. A ledger whose block is no longer on the chain (a reorg) is
 not advanced: the caller reads cold.
 """
 
@@ -15,15 +15,12 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from personalization.deployments import find_deployments
 from personalization.errors import HistoryError
 from personalization.history import (
-    EMPTY_CODE,
-    AccountState,
     LogScanner,
     RpcHistorySource,
     classify_logs,
-    first_activity_from_state,
+    read_account_state,
     wallet_topic_filters,
 )
 from personalization.ledger import Ledger
@@ -49,64 +46,30 @@ async def advance_ledger(source: RpcHistorySource, ledger: Ledger, block: int) -
         return ledger
     rpc = source.rpc
     wallet = to_checksum_address(ledger.address)
-    tag = hex(block)
     scanner = LogScanner(rpc, window=source.window, concurrency=source.concurrency)
-    state_call = rpc.batch(
-        [
-            ("eth_getBalance", [wallet, tag]),
-            ("eth_getTransactionCount", [wallet, tag]),
-            ("eth_getCode", [wallet, tag]),
-            ("eth_getBlockByNumber", [hex(ledger.block_number), False]),
-            ("eth_getBlockByNumber", [tag, False]),
-        ]
+    state, (then, now), logs = await asyncio.gather(
+        read_account_state(
+            rpc,
+            wallet,
+            block=block,
+            max_depth=source.max_depth,
+            deployed_scan_limit=source.deployed_scan_limit,
+            search_first_activity=source.search_first_activity,
+            traces=source.traces,
+            since=ledger.account(),
+        ),
+        rpc.batch(
+            [("eth_getBlockByNumber", [hex(ledger.block_number), False]), ("eth_getBlockByNumber", [hex(block), False])]
+        ),
+        scanner.scan(ledger.block_number + 1, block, wallet_topic_filters(wallet)),
     )
-    answers, logs = await asyncio.gather(
-        state_call, scanner.scan(ledger.block_number + 1, block, wallet_topic_filters(wallet))
-    )
-    balance, nonce, code, then, now = answers
     if _hash_of(then) != ledger.block_hash:
         return None
     head_hash = _hash_of(now)
-    if not isinstance(balance, str) or not isinstance(nonce, str) or head_hash is None:
-        raise HistoryError("eth_getBalance/eth_getTransactionCount/eth_getBlockByNumber returned no value")
-    nonce_value, balance_value = int(nonce, 16), int(balance, 16)
-    is_contract = code not in EMPTY_CODE
-
-    deployed: tuple[str, ...] = ()
-    deployments_source = ""
-    if nonce_value > ledger.nonce:
-        scan = await find_deployments(
-            rpc,
-            wallet,
-            nonce_from=ledger.nonce,
-            nonce_to=nonce_value,
-            from_block=ledger.block_number + 1,
-            to_block=block,
-            tag=tag,
-            traces=source.traces,
-        )
-        deployed, deployments_source = scan.contracts, scan.source
-    first_state: int | None = None
-    footprint = is_contract or nonce_value > 0 or balance_value > 0
-    if ledger.first_state_block is None and not ledger.had_footprint and footprint and source.search_first_activity:
-        # Inactive at the ledger's block, active now: the first footprint lies in between.
-        first_state = await first_activity_from_state(rpc, wallet, ledger.block_number, block, by_code=is_contract)
-
+    if head_hash is None:
+        raise HistoryError(f"the node has no block {block}")
     logs.sort(key=lambda entry: (int(entry["blockNumber"], 16), int(entry["logIndex"], 16)))
     transfers, interactions = classify_logs(wallet, logs)
     ledger.fold(transfers, interactions)
-    ledger.advance(
-        AccountState(
-            address=wallet,
-            block_number=block,
-            from_block=ledger.from_block,
-            balance_wei=balance_value,
-            nonce=nonce_value,
-            is_contract=is_contract,
-            deployed_contracts=deployed,
-            first_state_block=first_state,
-            deployments_source=deployments_source,
-        ),
-        head_hash,
-    )
+    ledger.advance(state, head_hash)
     return ledger

@@ -18,7 +18,7 @@ import msgspec
 from personalization.history import AccountState, FirstActivitySource, Interaction, Transfer, WalletHistory
 from personalization.summary import RECENT_EVENTS_KEPT, ActivityKind, ContractActivity, HistorySummary, RecentEvent
 
-LEDGER_VERSION = 1
+LEDGER_VERSION = 2
 
 
 class Tally(msgspec.Struct, array_like=True):
@@ -60,9 +60,6 @@ class Ledger(msgspec.Struct):
     is_contract: bool
     deployed_contracts: list[str]
     first_state_block: int | None
-    # Had the account a footprint (nonce, balance or code) at block_number? Then a missing
-    # first_state_block means the node kept no state that far back, not "not yet active".
-    had_footprint: bool
     recent_blocks: int
     tallies: dict[str, Tally] = msgspec.field(default_factory=dict)
     counterparties: list[str] = msgspec.field(default_factory=list)
@@ -154,9 +151,8 @@ class Ledger(msgspec.Struct):
             raise ValueError("a ledger only moves forward")
         # Sorted, as a cold read lists them (personalization.deployments.DeploymentScan.contracts).
         self.deployed_contracts = sorted(set(self.deployed_contracts) | set(state.deployed_contracts))
-        if self.first_state_block is None and not self.had_footprint:
+        if self.first_state_block is None:  # found by a read `since` this ledger's account, if at all
             self.first_state_block = state.first_state_block
-        self.had_footprint = self.had_footprint or _has_footprint(state)
         self.block_number = state.block_number
         self.block_hash = block_hash
         self.balance_wei = state.balance_wei
@@ -167,6 +163,20 @@ class Ledger(msgspec.Struct):
         self._trim_window()
 
     # ---- reading ----------------------------------------------------------------------------
+
+    def account(self) -> AccountState:
+        """The account as read at this ledger's block: what a read of a newer block starts `since`."""
+        return AccountState(
+            address=self.address,
+            block_number=self.block_number,
+            from_block=self.from_block,
+            balance_wei=self.balance_wei,
+            nonce=self.nonce,
+            is_contract=self.is_contract,
+            deployed_contracts=tuple(self.deployed_contracts),
+            first_state_block=self.first_state_block,
+            deployments_source=self.deployments_source,
+        )
 
     @property
     def first_activity(self) -> tuple[int | None, FirstActivitySource]:
@@ -222,10 +232,6 @@ class Ledger(msgspec.Struct):
         )
 
 
-def _has_footprint(state: AccountState) -> bool:
-    return state.is_contract or state.nonce > 0 or state.balance_wei > 0
-
-
 def empty_ledger(state: AccountState, *, chain_id: int, block_hash: str, recent_blocks: int, source: str) -> Ledger:
     """The ledger of an account before any of its logs are folded in."""
     return Ledger(
@@ -239,7 +245,6 @@ def empty_ledger(state: AccountState, *, chain_id: int, block_hash: str, recent_
         is_contract=state.is_contract,
         deployed_contracts=list(state.deployed_contracts),
         first_state_block=state.first_state_block,
-        had_footprint=_has_footprint(state),
         recent_blocks=recent_blocks,
         source=source,
         deployments_source=state.deployments_source,
@@ -262,10 +267,6 @@ def ledger_of(history: WalletHistory, *, block_hash: str = "", recent_blocks: in
     ledger = empty_ledger(
         state, chain_id=history.chain_id, block_hash=block_hash, recent_blocks=recent_blocks, source=history.source
     )
-    if history.first_activity_source == "logs" and _has_footprint(state):
-        # The state search ran but found its footprint later than the first log, or found none
-        # (pruned state): either way a later advance must not search again.
-        ledger.had_footprint = True
     ledger.fold(history.transfers, history.interactions)
     return ledger
 

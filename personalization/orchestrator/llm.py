@@ -37,7 +37,7 @@ import msgspec
 
 from personalization.bounds import clamp_params
 from personalization.orchestrator.base import Orchestration, with_app_context
-from personalization.orchestrator.rule_based import RuleBasedOrchestrator, rule_based_params
+from personalization.orchestrator.rule_based import PERSONAS, RuleBasedOrchestrator, rule_based_params
 from personalization.profile import WalletProfile
 from personalization.style import CHOICE_FIELDS, NUMERIC_FIELDS, StyleDNA, StyleParams, canonical_json
 from personalization.words import TokenWords, check_words, template_words
@@ -130,8 +130,6 @@ def compact_schema(dna: StyleDNA) -> dict[str, Any]:
 
 def static_prefix(dna: StyleDNA) -> str:
     """The compact prompt's first part: the same bytes for every wallet of a collection (cached by the server)."""
-    from personalization.orchestrator.rule_based import PERSONAS
-
     words = dna.words
     language = words.language_name
     styles = [

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import httpx
 from eth_utils.crypto import keccak
 
-from devstack.anvil import free_port
+from tests.support.loopback import serve, shut
 
 TRANSFER = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 TRANSFER_SINGLE = "0x" + keccak(text="TransferSingle(address,address,address,uint256,uint256)").hex()
@@ -61,7 +61,6 @@ class CappingProxy:
         self._lock = threading.Lock()
         self._client = httpx.Client(timeout=60, trust_env=False)
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.port = 0
 
     @property
@@ -306,18 +305,13 @@ class CappingProxy:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.port = port or free_port()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._server = serve(Handler, port)
+        self.port = self._server.server_port
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None
         self._client.close()
 
     def __enter__(self) -> CappingProxy:

@@ -28,7 +28,7 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 
-from devstack.anvil import free_port
+from tests.support.loopback import serve, shut
 
 TRANSFER = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 TRANSFER_SINGLE = "0x" + keccak(text="TransferSingle(address,address,address,uint256,uint256)").hex()
@@ -247,17 +247,13 @@ class GeneratedChain:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.port = port or free_port()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = serve(Handler, port)
+        self.port = self._server.server_port
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None
 
     def __enter__(self) -> GeneratedChain:
         return self.start()

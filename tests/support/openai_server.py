@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from devstack.anvil import free_port
+from tests.support.loopback import serve, shut
 
 MODES = ("ok", "out_of_bounds", "malformed", "refusal", "timeout", "429", "500")
 OUT_OF_BOUNDS = json.dumps(
@@ -166,17 +166,13 @@ class OpenAIServer:
                     return
                 self._send(*server.respond(body))
 
-        self.port = free_port()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = serve(Handler)
+        self.port = self._server.server_port
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None
 
     def __enter__(self) -> OpenAIServer:
         return self.start()

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from devstack.anvil import free_port
 from ipfs.cid import cid_for_bytes
+from tests.support.loopback import serve, shut
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -151,17 +152,13 @@ class FakeServer:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None
 
     def __enter__(self) -> Self:
         return self.start()
