@@ -177,16 +177,23 @@ class StreamLeases:
         self._acquire = lua.register(redis, "stream_lease_acquire")
         self._renew = lua.register(redis, "stream_lease_renew")
         self._held: dict[str, _Lease] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._releasing: list[tuple[str, str]] = []
+        self._release_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._refresh_forever(), name="sse-stream-leases")
+        self._tasks = [
+            asyncio.create_task(self._refresh_forever(), name="sse-stream-leases"),
+            asyncio.create_task(self._release_forever(), name="sse-stream-lease-releases"),
+        ]
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        await self._flush_releases()
 
     async def acquire(self, tenant: str, key_id: str) -> str | None:
         """A lease id for one more stream, or None when the credential already holds its limit."""
@@ -204,11 +211,36 @@ class StreamLeases:
         if held is not None:
             held.started = True
 
-    async def release(self, lease: str) -> None:
+    def release(self, lease: str) -> None:
+        """Give a lease's place back soon (one background pipeline for every release meanwhile).
+
+        Not awaited by the stream: a stream ends by its client leaving, which Litestar turns into
+        the cancellation of the stream's task group, and anyio delivers that again at every await,
+        so a ZREM awaited there would often never be sent (the place stayed taken until the lease
+        lapsed). Many streams closing at once also share one Redis round trip this way.
+        """
         held = self._held.pop(lease, None)
         if held is not None:
-            with contextlib.suppress(RedisError):  # not released: it lapses after LEASE_TTL_S
-                await self._redis.zrem(held.key, lease)
+            self._releasing.append((held.key, lease))
+            self._release_wake.set()
+
+    async def _flush_releases(self) -> None:
+        releasing, self._releasing = self._releasing, []
+        if not releasing:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, lease in releasing:
+                    pipe.zrem(key, lease)
+                await pipe.execute()
+        except RedisError as exc:  # not released: each lapses after LEASE_TTL_S
+            log.warning("SSE stream leases not released: %s", exc)
+
+    async def _release_forever(self) -> None:
+        while True:
+            await self._release_wake.wait()
+            self._release_wake.clear()
+            await self._flush_releases()
 
     async def refresh(self) -> None:
         """Extend every lease whose stream lives (one script call); drop those whose stream never began.
@@ -218,7 +250,8 @@ class StreamLeases:
         """
         stale = time.monotonic() - START_GRACE_S
         for lease in [lease for lease, held in self._held.items() if not held.started and held.since < stale]:
-            await self.release(lease)
+            self.release(lease)
+        await self._flush_releases()
         held = list(self._held.items())
         if not held:
             return

@@ -210,7 +210,7 @@ async def mint_events(
                 yield message
         finally:
             metrics.sse_streams.dec()
-            await leases.release(lease)
+            leases.release(lease)
 
     return ServerSentEvent(stream(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
